@@ -1,0 +1,48 @@
+using System;
+using Microsoft.Extensions.Logging;
+
+namespace NHKeepAlive.Diagnostics;
+
+/// <summary>The pool's log events (category <c>NHKeepAlive.Pool</c>), defined once.</summary>
+internal static class PoolLog
+{
+    public static readonly Action<ILogger, string, int, string, int?, Exception?> ConnectionOpened =
+        LoggerMessage.Define<string, int, string, int?>(LogLevel.Debug, new EventId(1, "ConnectionOpened"),
+            "Pool {Pool}: opened connection {ConnectionId} with {Driver} (server thread {ServerThread})");
+
+    public static readonly Action<ILogger, string, int, EvictionReason, string, Exception?> ConnectionEvicted =
+        LoggerMessage.Define<string, int, EvictionReason, string>(LogLevel.Information, new EventId(2, "ConnectionEvicted"),
+            "Pool {Pool}: closed connection {ConnectionId} ({Reason}): {Detail}");
+
+    public static readonly Action<ILogger, string, double, double, Exception?> KeepAliveIntervalChosen =
+        LoggerMessage.Define<string, double, double>(LogLevel.Information, new EventId(3, "KeepAliveIntervalChosen"),
+            "Pool {Pool}: server wait_timeout is {WaitTimeoutSeconds} s; idle connections are pinged every {IntervalSeconds} s");
+
+    public static readonly Action<ILogger, string, int, double, string, Exception?> LeakSuspected =
+        LoggerMessage.Define<string, int, double, string>(LogLevel.Warning, new EventId(4, "LeakSuspected"),
+            "Pool {Pool}: connection {ConnectionId} has been held for {HeldSeconds} s, longer than the leak detection threshold; it was taken at:\n{StackTrace}");
+
+    public static readonly Action<ILogger, string, int, Exception?> TransactionRolledBack =
+        LoggerMessage.Define<string, int>(LogLevel.Warning, new EventId(5, "TransactionRolledBack"),
+            "Pool {Pool}: connection {ConnectionId} came back inside an open transaction; it was rolled back before reuse");
+
+    public static readonly Action<ILogger, string, int, string, Exception?> GenerationAdvanced =
+        LoggerMessage.Define<string, int, string>(LogLevel.Information, new EventId(6, "GenerationAdvanced"),
+            "Pool {Pool}: generation {Generation}: idle connections older than this failure are validated before reuse ({Detail})");
+
+    public static readonly Action<ILogger, string, Exception?> HousekeepingFailed =
+        LoggerMessage.Define<string>(LogLevel.Error, new EventId(7, "HousekeepingFailed"),
+            "Pool {Pool}: housekeeping failed; it will run again at the next tick");
+
+    public static readonly Action<ILogger, string, string, Exception?> PoolTimeout =
+        LoggerMessage.Define<string, string>(LogLevel.Warning, new EventId(8, "PoolTimeout"),
+            "Pool {Pool}: a caller timed out waiting for a connection ({State})");
+
+    public static readonly Action<ILogger, string, string, Exception?> WaitTimeoutUnknown =
+        LoggerMessage.Define<string, string>(LogLevel.Warning, new EventId(9, "WaitTimeoutUnknown"),
+            "Pool {Pool}: could not read the server's wait_timeout ({Detail}); the keepalive uses its configured interval");
+
+    public static readonly Action<ILogger, string, Exception?> MinIdleRefillFailed =
+        LoggerMessage.Define<string>(LogLevel.Warning, new EventId(10, "MinIdleRefillFailed"),
+            "Pool {Pool}: could not open a connection to keep the minimum idle; retrying at the next tick");
+}

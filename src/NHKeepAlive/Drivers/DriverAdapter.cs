@@ -1,0 +1,79 @@
+using System;
+using System.Data;
+using System.Data.Common;
+using System.Reflection;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace NHKeepAlive.Drivers;
+
+/// <summary>
+/// What the pool needs from a MySQL ADO.NET driver: the seam between the pool and MySql.Data or
+/// MySqlConnector (see <see cref="ReflectionDriverAdapter"/>), and what tests replace.
+/// </summary>
+internal abstract class DriverAdapter
+{
+    /// <summary>The driver's name as users know it: MySql.Data or MySqlConnector.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Finds the driver that <paramref name="kind"/> asks for among the assemblies the application can load.</summary>
+    public static DriverAdapter Resolve(MySqlDriver kind)
+    {
+        switch (kind)
+        {
+            case MySqlDriver.MySqlData:
+                return MySqlDataAdapter.TryCreate() ?? throw NotReferenced("MySql.Data", "MySqlConnector");
+            case MySqlDriver.MySqlConnector:
+                return MySqlConnectorAdapter.TryCreate() ?? throw NotReferenced("MySqlConnector", "MySql.Data");
+            case MySqlDriver.Auto:
+                return (DriverAdapter?)MySqlDataAdapter.TryCreate() ?? MySqlConnectorAdapter.TryCreate()
+                    ?? throw new KeepAliveConfigurationException(
+                        "NHKeepAlive found no MySQL driver: reference the MySql.Data package (26.10.0 or later for MariaDB 10.6+) or the MySqlConnector package in the application.");
+            default:
+                throw new KeepAliveConfigurationException($"Unknown driver '{kind}': use Auto, MySqlData or MySqlConnector.");
+        }
+    }
+
+    /// <summary>
+    /// Parses the connection string once, turns the driver's own pooling off, and names the pool
+    /// after its server, port and database. A malformed string gets a message without the password.
+    /// </summary>
+    public abstract (string ConnectionString, string DefaultPoolName) PrepareConnectionString(string connectionString);
+
+    /// <summary>A new, closed connection.</summary>
+    public abstract DbConnection CreateConnection(string connectionString);
+
+    /// <summary>Sends the protocol ping. True when the server answered; false (never an exception) when the connection is dead or the ping was cancelled.</summary>
+    public abstract ValueTask<bool> PingAsync(DbConnection connection, bool async, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether the connection is inside a transaction, if the driver can tell without a round trip;
+    /// null when it cannot (the pool then rolls back unconditionally).
+    /// </summary>
+    public abstract bool? IsInTransaction(DbConnection connection);
+
+    /// <summary>Rolls back whatever transaction the connection is in, and clears the driver's own record of it.</summary>
+    public abstract void RollBack(DbConnection connection);
+
+    /// <summary>The server's id for the connection (what SHOW PROCESSLIST and KILL use), if the driver exposes it.</summary>
+    public abstract int? ServerThreadId(DbConnection connection);
+
+    /// <summary>The session's <c>wait_timeout</c>, the idle time after which the server drops the connection.</summary>
+    public virtual async ValueTask<TimeSpan?> ReadWaitTimeoutAsync(DbConnection connection, TimeSpan timeout, bool async, CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+
+        // CAST: an integer column, so that no driver has to decode the variable's character set
+        // (MySql.Data 8.0 cannot read MariaDB 10.6+'s utf8mb3).
+        command.CommandText = "SELECT CAST(@@SESSION.wait_timeout AS SIGNED)";
+        command.CommandTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
+        var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
+        return value is null or DBNull ? null : TimeSpan.FromSeconds(Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Closes the connection's socket under the driver, so that a read blocked on it fails now.</summary>
+    public virtual bool Abort(DbConnection connection) => SocketAborter.Abort(connection);
+
+    private static KeepAliveConfigurationException NotReferenced(string wanted, string other) =>
+        new($"NHKeepAlive was asked to use {wanted}, but the application does not reference it: add the {wanted} package, or set the driver to {other} (nhkeepalive.driver) if that is the one you use.");
+}

@@ -1,0 +1,135 @@
+using System;
+using System.Data;
+using System.Data.Common;
+using System.Reflection;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace NHKeepAlive.Drivers;
+
+/// <summary>
+/// A driver bound by reflection to the assembly the application references, so that NHKeepAlive
+/// depends on neither MySql.Data nor MySqlConnector.
+/// </summary>
+internal abstract class ReflectionDriverAdapter : DriverAdapter
+{
+    private readonly DbProviderFactory _factory;
+    private readonly Func<DbConnection, bool> _ping;
+    private readonly PropertyInfo? _serverThread;
+
+    protected ReflectionDriverAdapter(string name, Type connectionType, DbProviderFactory factory)
+    {
+        Name = name;
+        ConnectionType = connectionType;
+        _factory = factory;
+        var ping = connectionType.GetMethod("Ping", BindingFlags.Public | BindingFlags.Instance, null, Type.EmptyTypes, null)
+            ?? throw new NotSupportedException($"{name}: {connectionType.FullName} has no public Ping() method; this version of the driver is not supported.");
+        _ping = (Func<DbConnection, bool>)CreateDelegate(ping, typeof(Func<DbConnection, bool>));
+        _serverThread = connectionType.GetProperty("ServerThread", BindingFlags.Public | BindingFlags.Instance);
+    }
+
+    public override string Name { get; }
+
+    /// <summary>The driver's connection type.</summary>
+    public Type ConnectionType { get; }
+
+    public override (string ConnectionString, string DefaultPoolName) PrepareConnectionString(string connectionString)
+    {
+        var builder = _factory.CreateConnectionStringBuilder()
+            ?? throw new NotSupportedException($"{Name} offers no connection string builder.");
+        try
+        {
+            builder.ConnectionString = connectionString;
+            builder["Pooling"] = false;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException or System.Collections.Generic.KeyNotFoundException)
+        {
+            throw new KeepAliveConfigurationException(
+                $"The connection string is malformed for {Name}: {e.Message} Write it as 'Server=host;Port=3306;Database=db;User ID=user;Password=...'.", e);
+        }
+
+        var server = Get(builder, "Server") ?? "localhost";
+        var port = Get(builder, "Port") ?? "3306";
+        var database = Get(builder, "Database");
+        return (builder.ConnectionString, $"{server}:{port}/{database}");
+    }
+
+    public override DbConnection CreateConnection(string connectionString)
+    {
+        var connection = _factory.CreateConnection() ?? throw new NotSupportedException($"{Name} created no connection.");
+        connection.ConnectionString = connectionString;
+        return connection;
+    }
+
+    public override async ValueTask<bool> PingAsync(DbConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return async ? await PingCoreAsync(connection, cancellationToken).ConfigureAwait(false) : _ping(connection);
+        }
+#pragma warning disable CA1031 // A ping that fails in any way (including its cancellation by the pool's timeout) means "not alive".
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return false;
+        }
+    }
+
+    protected bool PingSync(DbConnection connection) => _ping(connection);
+
+    protected abstract Task<bool> PingCoreAsync(DbConnection connection, CancellationToken cancellationToken);
+
+    public override int? ServerThreadId(DbConnection connection)
+    {
+        try
+        {
+            return _serverThread?.GetValue(connection) is int id ? id : null;
+        }
+        catch (Exception e) when (e is TargetInvocationException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    protected static void ExecuteRollback(DbConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "ROLLBACK";
+        command.ExecuteNonQuery();
+    }
+
+    protected static Delegate CreateDelegate(MethodInfo method, Type delegateType)
+    {
+        // Open-instance delegates bound to the base type: (DbConnection c) => ((DriverConnection)c).Method().
+        var parameters = delegateType.GetMethod("Invoke")!.GetParameters();
+        var connection = System.Linq.Expressions.Expression.Parameter(parameters[0].ParameterType, "connection");
+        var args = new System.Linq.Expressions.ParameterExpression[parameters.Length - 1];
+        for (var i = 1; i < parameters.Length; i++)
+            args[i - 1] = System.Linq.Expressions.Expression.Parameter(parameters[i].ParameterType, parameters[i].Name);
+        var call = System.Linq.Expressions.Expression.Call(
+            System.Linq.Expressions.Expression.Convert(connection, method.DeclaringType!), method, args);
+        var all = new System.Linq.Expressions.ParameterExpression[parameters.Length];
+        all[0] = connection;
+        Array.Copy(args, 0, all, 1, args.Length);
+        return System.Linq.Expressions.Expression.Lambda(delegateType, call, all).Compile();
+    }
+
+    protected static Type? LoadType(string assemblyQualifiedName)
+    {
+        try
+        {
+            return Type.GetType(assemblyQualifiedName, throwOnError: false);
+        }
+        catch (Exception e) when (e is System.IO.FileLoadException or BadImageFormatException or TypeLoadException)
+        {
+            return null;
+        }
+    }
+
+    protected static DbProviderFactory? FactoryInstance(Type? factoryType) =>
+        factoryType?.GetField("Instance", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as DbProviderFactory;
+
+    private static string? Get(DbConnectionStringBuilder builder, string key) =>
+        builder.TryGetValue(key, out var value) && value is not null && value.ToString() is { Length: > 0 } text ? text : null;
+
+}

@@ -1,0 +1,32 @@
+namespace NHKeepAlive;
+
+/// <summary>Why the pool closed a physical connection; the metric tag, with a readable detail in the log.</summary>
+public enum EvictionReason
+{
+    /// <summary>It reached its max lifetime (less jitter).</summary>
+    MaxLifetime,
+
+    /// <summary>It stayed idle past the idle timeout while more than the minimum were idle.</summary>
+    IdleTimeout,
+
+    /// <summary>Validation on checkout found it dead.</summary>
+    ValidationFailed,
+
+    /// <summary>Validation did not answer within the validation timeout (a blackholed or hung socket).</summary>
+    ValidationTimedOut,
+
+    /// <summary>A keepalive ping found it dead or timed out.</summary>
+    KeepAliveFailed,
+
+    /// <summary>It came back closed or broken: the driver closes a connection after a fatal error.</summary>
+    Broken,
+
+    /// <summary>The caller reported an error that means the connection is gone.</summary>
+    Disconnected,
+
+    /// <summary>It came back with a transaction or reader that could not be cleaned up.</summary>
+    CleanupFailed,
+
+    /// <summary>The pool was disposed.</summary>
+    PoolDisposed,
+}

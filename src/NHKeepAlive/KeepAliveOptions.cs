@@ -1,0 +1,145 @@
+using System;
+using System.Collections.Generic;
+using Microsoft.Extensions.Logging;
+
+namespace NHKeepAlive;
+
+/// <summary>
+/// What a <see cref="KeepAlivePool"/> is built from. Every setting has a safe default; only
+/// <see cref="ConnectionString"/> is required. The values are checked once, when the pool is built
+/// (<see cref="KeepAlivePool(KeepAliveOptions)"/>), and copied: changing this object afterwards
+/// does not change a running pool.
+/// </summary>
+public sealed class KeepAliveOptions
+{
+    /// <summary>Default for <see cref="MaxPoolSize"/>: 100, as the drivers' own pools.</summary>
+    public const int DefaultMaxPoolSize = 100;
+
+    /// <summary>Default for <see cref="ConnectionTimeout"/>: 15 s.</summary>
+    public static readonly TimeSpan DefaultConnectionTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>Default for <see cref="ValidationTimeout"/>: 3 s.</summary>
+    public static readonly TimeSpan DefaultValidationTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>Default for <see cref="ValidationBypassWindow"/>: 500 ms.</summary>
+    public static readonly TimeSpan DefaultValidationBypassWindow = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Default for <see cref="MaxLifetime"/>: 30 minutes.</summary>
+    public static readonly TimeSpan DefaultMaxLifetime = TimeSpan.FromMinutes(30);
+
+    /// <summary>Default for <see cref="IdleTimeout"/>: 10 minutes.</summary>
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Default for <see cref="KeepAliveInterval"/>: 2 minutes, half of the shortest common middlebox
+    /// idle timeout (Azure Load Balancer, 4 minutes).
+    /// </summary>
+    public static readonly TimeSpan DefaultKeepAliveInterval = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The ADO.NET connection string of the MySQL or MariaDB server. The driver's own pooling is
+    /// always turned off (<c>Pooling=false</c>): the pool owns the physical connections.
+    /// </summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The driver to use; <see cref="MySqlDriver.Auto"/> (the default) picks the one the application references.</summary>
+    public MySqlDriver Driver { get; set; } = MySqlDriver.Auto;
+
+    /// <summary>A name that tells pools apart in logs and metrics. Default: server, port and database of the connection string.</summary>
+    public string? PoolName { get; set; }
+
+    /// <summary>The most physical connections the pool holds, in use and idle together. Default 100.</summary>
+    public int MaxPoolSize { get; set; } = DefaultMaxPoolSize;
+
+    /// <summary>Idle connections the pool keeps open and refills in the background. Default 0.</summary>
+    public int MinIdle { get; set; }
+
+    /// <summary>
+    /// The longest a caller waits for a connection when the pool is at <see cref="MaxPoolSize"/>; it
+    /// then gets a <see cref="PoolTimeoutException"/> that tells the pool's state. Default 15 s.
+    /// </summary>
+    public TimeSpan ConnectionTimeout { get; set; } = DefaultConnectionTimeout;
+
+    /// <summary>
+    /// The longest one validation (ping or <see cref="ValidationQuery"/>) may take; a connection that
+    /// does not answer in time (a blackholed or hung socket) is aborted and discarded, and the caller
+    /// gets another. Must be shorter than <see cref="ConnectionTimeout"/>. Default 3 s.
+    /// </summary>
+    public TimeSpan ValidationTimeout { get; set; } = DefaultValidationTimeout;
+
+    /// <summary>
+    /// A connection that was last seen alive within this window is handed out without validation,
+    /// which saves the round trip that the drivers' pools spend on every checkout. Zero validates
+    /// every checkout. Default 500 ms.
+    /// </summary>
+    public TimeSpan ValidationBypassWindow { get; set; } = DefaultValidationBypassWindow;
+
+    /// <summary>
+    /// The SQL to validate with instead of the protocol ping (COM_PING), e.g. <c>DO 1</c>. Null (the
+    /// default) uses the ping, which is the cheapest round trip there is.
+    /// </summary>
+    public string? ValidationQuery { get; set; }
+
+    /// <summary>
+    /// A connection older than this (less a random jitter of up to 2.5 %, so that connections made
+    /// together do not retire together) is closed when it is next idle; never while a caller holds
+    /// it. Zero means no limit. Default 30 minutes.
+    /// </summary>
+    public TimeSpan MaxLifetime { get; set; } = DefaultMaxLifetime;
+
+    /// <summary>Idle connections above <see cref="MinIdle"/> unused for this long are closed. Zero means never. Default 10 minutes.</summary>
+    public TimeSpan IdleTimeout { get; set; } = DefaultIdleTimeout;
+
+    /// <summary>
+    /// The upper bound of the keepalive interval. The pool pings every connection that has been idle
+    /// this long, or half the server's <c>wait_timeout</c> if that is shorter (read at first
+    /// connect). Keep it below the idle timeout of any NAT, firewall or load balancer between the
+    /// application and the server. Zero turns the keepalive off. Default 2 minutes.
+    /// </summary>
+    public TimeSpan KeepAliveInterval { get; set; } = DefaultKeepAliveInterval;
+
+    /// <summary>
+    /// A connection held by one caller for longer than this is logged as a probable leak, with the
+    /// stack of the code that took it. Zero (the default) turns leak detection off; taking the stack
+    /// costs a few microseconds per checkout when it is on.
+    /// </summary>
+    public TimeSpan LeakDetectionThreshold { get; set; }
+
+    /// <summary>Where the pool logs (category <c>NHKeepAlive.Pool</c>). Default: nowhere.</summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>The clock and timers the pool uses; tests pass a fake one. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>A shallow copy of these options.</summary>
+    /// <returns>The copy.</returns>
+    public KeepAliveOptions Clone() => (KeepAliveOptions)MemberwiseClone();
+
+    /// <summary>
+    /// Reads options from string properties named <c>nhkeepalive.*</c> (as in hibernate.cfg.xml or
+    /// web.config appSettings) on top of the defaults. Properties without that prefix are ignored;
+    /// unknown <c>nhkeepalive.*</c> names and values that do not parse are rejected.
+    /// </summary>
+    /// <param name="properties">The properties, e.g. NHibernate's configuration properties.</param>
+    /// <returns>The options; <see cref="ConnectionString"/> is left for the caller to set unless a <c>nhkeepalive.connection_string</c> property gives it.</returns>
+    /// <exception cref="KeepAliveConfigurationException">A property is unknown or its value does not parse.</exception>
+    public static KeepAliveOptions FromProperties(IEnumerable<KeyValuePair<string, string>> properties)
+    {
+        var options = new KeepAliveOptions();
+        options.ApplyProperties(properties);
+        return options;
+    }
+
+    /// <summary>Applies <c>nhkeepalive.*</c> properties to these options; see <see cref="FromProperties"/>.</summary>
+    /// <param name="properties">The properties.</param>
+    /// <returns>These options.</returns>
+    /// <exception cref="KeepAliveConfigurationException">A property is unknown or its value does not parse.</exception>
+    public KeepAliveOptions ApplyProperties(IEnumerable<KeyValuePair<string, string>> properties)
+    {
+        if (properties is null)
+            throw new ArgumentNullException(nameof(properties));
+        foreach (var pair in properties)
+            KeepAliveProperties.Apply(this, pair.Key, pair.Value);
+        return this;
+    }
+}
