@@ -92,6 +92,9 @@ public sealed class KeepAlivePool : IDisposable
     /// <summary>The driver the pool opens connections with: MySql.Data or MySqlConnector.</summary>
     public string DriverName => _driver.Name;
 
+    /// <summary>The housekeeping run in progress or last finished (tests wait on it).</summary>
+    internal Task HousekeepingTask => Volatile.Read(ref _housekeeping);
+
     private TimeSpan Now => _time.GetElapsedTime(_startTimestamp);
 
     private bool IsDisposed => Volatile.Read(ref _disposed) != 0;

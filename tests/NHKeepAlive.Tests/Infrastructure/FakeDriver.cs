@@ -1,0 +1,129 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Data;
+using System.Data.Common;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Time.Testing;
+using Moq;
+using NHKeepAlive.Drivers;
+
+namespace NHKeepAlive.Tests.Infrastructure;
+
+/// <summary>A connection with no server behind it: Open makes it Open, Close makes it Closed.</summary>
+internal sealed class FakeConnection : DbConnection
+{
+    private ConnectionState _state = ConnectionState.Closed;
+
+    public bool IsDisposed { get; private set; }
+
+    public int Number { get; init; }
+
+    [System.Diagnostics.CodeAnalysis.AllowNull]
+    public override string ConnectionString { get; set; } = string.Empty;
+
+    public override string Database => "db";
+
+    public override string DataSource => "fake";
+
+    public override string ServerVersion => "0";
+
+    public override ConnectionState State => _state;
+
+    public void Break() => _state = ConnectionState.Closed;
+
+    public override void Open() => _state = ConnectionState.Open;
+
+    public override void Close() => _state = ConnectionState.Closed;
+
+    public override void ChangeDatabase(string databaseName)
+    {
+    }
+
+    protected override DbTransaction BeginDbTransaction(IsolationLevel isolationLevel) => throw new NotSupportedException();
+
+    protected override DbCommand CreateDbCommand() => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        IsDisposed = true;
+        _state = ConnectionState.Closed;
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>A pool on a mocked driver and a fake clock: what the pool decides, without a server.</summary>
+internal sealed class FakePoolFixture : IDisposable
+{
+    private int _opened;
+
+    public FakePoolFixture(Action<KeepAliveOptions>? configure = null, TimeSpan? serverWaitTimeout = null)
+    {
+        Driver = new Mock<DriverAdapter>(MockBehavior.Strict);
+        Driver.SetupGet(d => d.Name).Returns("Fake");
+        Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(("Server=fake", "fake"));
+        Driver.Setup(d => d.CreateConnection(It.IsAny<string>())).Returns(() =>
+        {
+            var connection = new FakeConnection { Number = Interlocked.Increment(ref _opened) };
+            Connections.Add(connection);
+            return connection;
+        });
+        Driver.Setup(d => d.PingAsync(It.IsAny<DbConnection>(), It.IsAny<bool>(), It.IsAny<CancellationToken>()))
+            .Returns((DbConnection c, bool _, CancellationToken _) =>
+            {
+                Pings.Enqueue(c);
+                return new ValueTask<bool>(!Dead.Contains(c));
+            });
+        Driver.Setup(d => d.ReadWaitTimeoutAsync(It.IsAny<DbConnection>(), It.IsAny<TimeSpan>(), It.IsAny<bool>(), It.IsAny<CancellationToken>()))
+            .Returns(new ValueTask<TimeSpan?>(serverWaitTimeout));
+        Driver.Setup(d => d.IsInTransaction(It.IsAny<DbConnection>())).Returns(false);
+        Driver.Setup(d => d.ServerThreadId(It.IsAny<DbConnection>())).Returns((int?)null);
+        Driver.Setup(d => d.Abort(It.IsAny<DbConnection>())).Returns(true);
+
+        Options = new KeepAliveOptions
+        {
+            ConnectionString = "Server=fake",
+            TimeProvider = Time,
+            LoggerFactory = Log,
+        };
+        configure?.Invoke(Options);
+        Pool = new KeepAlivePool(PoolSettings.Create(Options, Driver.Object), new Random(1234));
+    }
+
+    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 25, 0, 0, 0, TimeSpan.Zero));
+
+    public CapturingLoggerFactory Log { get; } = new();
+
+    public Mock<DriverAdapter> Driver { get; }
+
+    public KeepAliveOptions Options { get; }
+
+    public KeepAlivePool Pool { get; }
+
+    public ConcurrentBag<FakeConnection> Connections { get; } = [];
+
+    public ConcurrentQueue<DbConnection> Pings { get; } = new();
+
+    /// <summary>Connections whose ping fails.</summary>
+    public HashSet<DbConnection> Dead { get; } = [];
+
+    /// <summary>Advances the fake clock and waits for the housekeeping run the timer started, if any.</summary>
+    public void Advance(TimeSpan by)
+    {
+        Time.Advance(by);
+        if (!Pool.HousekeepingTask.Wait(TimeSpan.FromSeconds(10)))
+            throw new TimeoutException("housekeeping did not finish");
+    }
+
+    /// <summary>Returns connections in order and lets them idle from now on.</summary>
+    public List<DbConnection> RentMany(int count)
+    {
+        var list = new List<DbConnection>();
+        for (var i = 0; i < count; i++)
+            list.Add(Pool.Rent());
+        return list;
+    }
+
+    public void Dispose() => Pool.Dispose();
+}

@@ -1,0 +1,171 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using NUnit.Framework;
+
+namespace NHKeepAlive.Tests.Infrastructure;
+
+/// <summary>
+/// The real MariaDB the integration tests run against. build/test.sh starts a throwaway one and sets
+/// the NHK_TEST_* variables; point them at another server to run the tests there.
+/// </summary>
+internal static class TestServer
+{
+    public static string Host => Env("NHK_TEST_MYSQL_HOST");
+
+    public static int Port => int.Parse(Env("NHK_TEST_MYSQL_PORT"), System.Globalization.CultureInfo.InvariantCulture);
+
+    public static string User => Env("NHK_TEST_MYSQL_USER");
+
+    public static string Password => Env("NHK_TEST_MYSQL_PASSWORD");
+
+    public static string Database => Env("NHK_TEST_MYSQL_DATABASE");
+
+    /// <summary>A connection string for <paramref name="driver"/> (the two drivers name "no TLS" differently).</summary>
+    public static string ConnectionString(MySqlDriver driver, int? port = null, string? extra = null)
+    {
+        var ssl = driver == MySqlDriver.MySqlConnector ? "SslMode=None" : "SslMode=Disabled";
+        var cs = $"Server={Host};Port={port ?? Port};User ID={User};Password={Password};Database={Database};{ssl};Connection Timeout=5";
+        return extra is null ? cs : cs + ";" + extra;
+    }
+
+    /// <summary>A pool on the test server with test-friendly defaults, overridable by <paramref name="configure"/>.</summary>
+    public static KeepAlivePool CreatePool(MySqlDriver driver, Action<KeepAliveOptions>? configure = null, int? port = null)
+    {
+        var options = new KeepAliveOptions
+        {
+            ConnectionString = ConnectionString(driver, port),
+            Driver = driver,
+            ConnectionTimeout = TimeSpan.FromSeconds(10),
+            ValidationTimeout = TimeSpan.FromSeconds(2),
+        };
+        configure?.Invoke(options);
+        return new KeepAlivePool(options);
+    }
+
+    /// <summary>Whether the tests may stop and start the server (build/mariadb.sh is known).</summary>
+    public static bool CanControl => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NHK_TEST_SERVER_CONTROL"));
+
+    /// <summary>Runs build/mariadb.sh with <paramref name="verb"/> (restart, down, up, kill9).</summary>
+    public static void Control(string verb)
+    {
+        if (!CanControl)
+            Assert.Ignore("NHK_TEST_SERVER_CONTROL is not set: this test must stop and start the server (run it through build/test.sh).");
+        var psi = new ProcessStartInfo("bash", $"\"{Environment.GetEnvironmentVariable("NHK_TEST_SERVER_CONTROL")}\" {verb}")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(psi)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(60_000))
+        {
+            process.Kill();
+            Assert.Fail($"build/mariadb.sh {verb} did not finish within 60 s");
+        }
+
+        if (process.ExitCode != 0)
+            Assert.Fail($"build/mariadb.sh {verb} failed ({process.ExitCode}): {stderr.Result}");
+    }
+
+    private static string Env(string name) =>
+        Environment.GetEnvironmentVariable(name) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException($"{name} is not set. Run the tests with build/test.sh, which starts a throwaway MariaDB, or set the NHK_TEST_MYSQL_* variables to a server of yours.");
+}
+
+/// <summary>A side connection (MySqlConnector, no pool) for what tests do to the server: processlist, KILL, global variables.</summary>
+internal sealed class ServerAdmin : IDisposable
+{
+    private readonly MySqlConnector.MySqlConnection _connection;
+
+    public ServerAdmin()
+    {
+        _connection = new MySqlConnector.MySqlConnection(TestServer.ConnectionString(MySqlDriver.MySqlConnector, extra: "Pooling=false"));
+        _connection.Open();
+    }
+
+    public void Execute(string sql)
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    public object? Scalar(string sql)
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+
+    public long Count(string sql) => Convert.ToInt64(Scalar(sql), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Server thread ids of the test user's connections, other than this one.</summary>
+    public IReadOnlyList<long> ConnectionIds(string? state = null)
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = @user AND ID <> CONNECTION_ID()";
+        command.Parameters.AddWithValue("@user", TestServer.User);
+        using var reader = command.ExecuteReader();
+        var ids = new List<long>();
+        while (reader.Read())
+        {
+            if (state is null || string.Equals(reader.GetString(1), state, StringComparison.OrdinalIgnoreCase))
+                ids.Add(reader.GetInt64(0));
+        }
+
+        return ids;
+    }
+
+    public void Kill(long id)
+    {
+        try
+        {
+            Execute($"KILL {id}");
+        }
+        catch (MySqlConnector.MySqlException e) when (e.Number == 1094)
+        {
+            // Unknown thread id: it went away by itself.
+        }
+    }
+
+    public void KillAll(IEnumerable<long> ids)
+    {
+        foreach (var id in ids.ToList())
+            Kill(id);
+    }
+
+    /// <summary>Sets the global wait_timeout (applies to connections opened after this) and puts it back on dispose.</summary>
+    public IDisposable GlobalWaitTimeout(int seconds)
+    {
+        var before = Count("SELECT @@GLOBAL.wait_timeout");
+        Execute($"SET GLOBAL wait_timeout = {seconds}");
+        return new Restore(() => Execute($"SET GLOBAL wait_timeout = {before}"));
+    }
+
+    /// <summary>Waits, boundedly, until the server shows <paramref name="expected"/> connections of the test user.</summary>
+    public bool WaitForConnectionCount(Func<int, bool> expected, TimeSpan limit)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (true)
+        {
+            if (expected(ConnectionIds().Count))
+                return true;
+            if (DateTime.UtcNow > deadline)
+                return false;
+            Thread.Sleep(50);
+        }
+    }
+
+    public void Dispose() => _connection.Dispose();
+
+    private sealed class Restore(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
+}
