@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# README's test command: builds everything, starts a throwaway MariaDB on 127.0.0.1 (installing
+# mariadb-server with apt-get when it is missing), runs every test project against it, stops the
+# server whatever happens, and ends with "Tests: N passed, N failed, N skipped".
+#
+# To run the tests against a server of your own instead, set NHK_TEST_MYSQL_HOST, _PORT, _USER,
+# _PASSWORD and _DATABASE (the user needs PROCESS, SUPER/CONNECTION ADMIN and SYSTEM_VARIABLES_ADMIN
+# for the KILL and wait_timeout tests); tests that restart the server are then skipped.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+configuration=${CONFIGURATION:-Release}
+out="$root/build/.out"
+mkdir -p "$out"
+rm -f "$out"/test-*.log
+
+say() { printf '\n== %s\n' "$*"; }
+
+passed=0; failed=0; skipped=0; broken=0
+
+# ---- the server -------------------------------------------------------------------------------
+if [ -z "${NHK_TEST_MYSQL_HOST:-}" ]; then
+  export NHK_MARIADB_STATE=${NHK_MARIADB_STATE:-$(mktemp -d /tmp/nhk-mariadb.XXXXXX)}
+  say "starting a throwaway MariaDB ($NHK_MARIADB_STATE)"
+  trap 'bash "$root/build/mariadb.sh" stop >/dev/null 2>&1 || true' EXIT
+  bash "$root/build/mariadb.sh" start >/dev/null || { echo "could not start MariaDB"; echo "Tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
+  # shellcheck disable=SC1091
+  source "$NHK_MARIADB_STATE/env"
+  echo "MariaDB $(mariadb --no-defaults -uroot --socket="$NHK_TEST_MYSQL_ROOT_SOCKET" -N -e 'SELECT VERSION()') on 127.0.0.1:$NHK_TEST_MYSQL_PORT"
+else
+  echo "using the server at $NHK_TEST_MYSQL_HOST:${NHK_TEST_MYSQL_PORT:-3306} from the environment"
+fi
+
+# ---- build ------------------------------------------------------------------------------------
+say "building ($configuration)"
+if ! dotnet build "$root/NHKeepAlive.sln" -c "$configuration" -nologo -v:q -clp:ErrorsOnly > "$out/build.log" 2>&1; then
+  cat "$out/build.log"
+  echo "the build failed"
+  echo "Tests: 0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+echo "built"
+
+# ---- tests ------------------------------------------------------------------------------------
+for project in "$root"/tests/*/*.csproj; do
+  name=$(basename "$project" .csproj)
+  log="$out/test-$name.log"
+  say "testing $name"
+  dotnet test "$project" -c "$configuration" --no-build -nologo --logger "console;verbosity=normal" > "$log" 2>&1
+  status=$?
+  grep -E '^\s+(Failed|Skipped) ' -A3 "$log" | grep -vE '^--$' | head -200
+  # The console logger's closing block: "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N".
+  read -r f p s found < <(awk '
+    /^Total tests:/ { found++ }
+    found && /^ +Passed: +[0-9]+$/  { p += $2 }
+    found && /^ +Failed: +[0-9]+$/  { f += $2 }
+    found && /^ +Skipped: +[0-9]+$/ { s += $2 }
+    END { print f+0, p+0, s+0, found+0 }' "$log")
+  failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
+  echo "$name: $p passed, $f failed, $s skipped"
+  if [ "$status" -ne 0 ] && [ "$found" -eq 0 ]; then
+    echo "$name did not report results (exit $status); the end of its log:"; tail -n 40 "$log"
+    broken=$((broken + 1))
+  fi
+done
+
+failed=$((failed + broken))
+echo
+echo "Tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

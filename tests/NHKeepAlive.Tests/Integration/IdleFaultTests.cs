@@ -1,0 +1,85 @@
+using System;
+using System.Linq;
+using System.Threading.Tasks;
+using NHKeepAlive.Tests.Infrastructure;
+using NUnit.Framework;
+
+namespace NHKeepAlive.Tests.Integration;
+
+/// <summary>Connections that die while idle in the pool: callers must never see it.</summary>
+[TestFixture(MySqlDriver.MySqlData)]
+[TestFixture(MySqlDriver.MySqlConnector)]
+public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
+{
+    [Test]
+    public void Connections_dropped_by_the_server_wait_timeout_are_replaced_without_an_error()
+    {
+        using var _ = Admin.GlobalWaitTimeout(1);
+        using var pool = CreatePool(o => o.KeepAliveInterval = TimeSpan.Zero); // no keepalive: let them die
+        var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
+        var ids = held.Select(ConnectionId).ToList();
+        held.ForEach(c => pool.Return(c));
+
+        Eventually(() => !Admin.ConnectionIds().Intersect(ids).Any(), TimeSpan.FromSeconds(15), "the server dropped the idle connections");
+        var errors = Enumerable.Range(0, 6).Select(_ => Request(pool)).Where(e => e is not null).ToList();
+
+        Assert.That(errors, Is.Empty);
+        var stats = pool.GetStatistics();
+        Assert.That(stats.ValidationFailures, Is.EqualTo(3), "each dead connection was found on checkout, not by a caller");
+        Assert.That(Log.Messages("ConnectionEvicted"), Has.Some.Contain("ValidationFailed"));
+    }
+
+    [Test]
+    public void The_keepalive_alone_keeps_idle_connections_alive_past_a_short_wait_timeout()
+    {
+        using var _ = Admin.GlobalWaitTimeout(2);
+        using var pool = CreatePool();
+        var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
+        var ids = held.Select(ConnectionId).ToList();
+        held.ForEach(c => pool.Return(c));
+        Assert.That(pool.GetStatistics().KeepAliveInterval, Is.EqualTo(TimeSpan.FromSeconds(1)), "half of wait_timeout");
+
+        Elapse(TimeSpan.FromSeconds(5)); // two and a half wait_timeouts of idle
+
+        Assert.That(Admin.ConnectionIds(), Is.SupersetOf(ids), "the server kept every idle connection");
+        var stats = pool.GetStatistics();
+        Assert.That(stats.KeepAlivePings, Is.GreaterThanOrEqualTo(6), "every idle connection, more than once");
+        Assert.That(stats.Evicted, Is.Zero);
+        Assert.That(Enumerable.Range(0, 3).Select(_ => Request(pool)), Has.All.Null);
+        Assert.That(pool.GetStatistics().Created, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Idle_connections_killed_on_the_server_are_replaced_without_an_error()
+    {
+        using var pool = CreatePool(o => o.ValidationBypassWindow = TimeSpan.FromMilliseconds(200));
+        var held = Enumerable.Range(0, 4).Select(_ => pool.Rent()).ToList();
+        var ids = held.Select(ConnectionId).ToList();
+        held.ForEach(c => pool.Return(c));
+
+        Admin.KillAll(ids);
+        Eventually(() => !Admin.ConnectionIds().Intersect(ids).Any(), TimeSpan.FromSeconds(10), "the killed connections are gone");
+        Elapse(TimeSpan.FromMilliseconds(250)); // past the bypass window, as a real idle would be
+        var errors = Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => Request(pool)))).Result.Where(e => e is not null).ToList();
+
+        Assert.That(errors, Is.Empty);
+        Assert.That(pool.GetStatistics().ValidationFailures, Is.GreaterThanOrEqualTo(1));
+    }
+
+    [Test]
+    public void A_server_restart_while_the_pool_is_idle_is_invisible_to_callers()
+    {
+        using var pool = CreatePool();
+        var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
+        held.ForEach(c => pool.Return(c));
+
+        TestServer.Control("restart");
+        Elapse(TimeSpan.FromMilliseconds(600)); // past the bypass window
+        var errors = Enumerable.Range(0, 6).Select(_ => Request(pool)).Where(e => e is not null).ToList();
+
+        Assert.That(errors, Is.Empty);
+        var stats = pool.GetStatistics();
+        Assert.That(stats.ValidationFailures, Is.GreaterThanOrEqualTo(1));
+        Assert.That(stats.Generation, Is.GreaterThanOrEqualTo(1));
+    }
+}

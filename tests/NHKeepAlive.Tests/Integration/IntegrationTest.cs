@@ -1,0 +1,91 @@
+using System;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Threading;
+using NHKeepAlive.Tests.Infrastructure;
+using NUnit.Framework;
+
+namespace NHKeepAlive.Tests.Integration;
+
+/// <summary>Base of the tests that run against the real server, once per driver.</summary>
+/// <remarks>Each subclass names the drivers it runs with, as [TestFixture(driver)] attributes.</remarks>
+[Category("Integration")]
+[NonParallelizable]
+public abstract class IntegrationTest(MySqlDriver driver)
+{
+    protected MySqlDriver Driver { get; } = driver;
+
+    private protected ServerAdmin Admin { get; private set; } = null!;
+
+    private protected CapturingLoggerFactory Log { get; private set; } = null!;
+
+    [SetUp]
+    public void ConnectAdmin()
+    {
+        Admin = new ServerAdmin();
+        Log = new CapturingLoggerFactory();
+    }
+
+    [TearDown]
+    public void DisconnectAdmin()
+    {
+        Admin?.Dispose();
+        Log?.Dispose();
+    }
+
+    protected KeepAlivePool CreatePool(Action<KeepAliveOptions>? configure = null, int? port = null) =>
+        TestServer.CreatePool(Driver, o =>
+        {
+            o.LoggerFactory = Log;
+            configure?.Invoke(o);
+        }, port);
+
+    protected static object? Scalar(DbConnection connection, string sql, DbTransaction? transaction = null)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = transaction;
+        return command.ExecuteScalar();
+    }
+
+    protected static long ConnectionId(DbConnection connection) =>
+        Convert.ToInt64(Scalar(connection, "SELECT CONNECTION_ID()"), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Runs <paramref name="request"/> on a pooled connection; returns the error it met, if any.</summary>
+    protected static Exception? Request(KeepAlivePool pool, string sql = "SELECT 1")
+    {
+        try
+        {
+            using var lease = pool.Lease();
+            try
+            {
+                Scalar(lease.Connection, sql);
+                return null;
+            }
+            catch (Exception e)
+            {
+                lease.ReportFailure(e);
+                return e;
+            }
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    /// <summary>Waits out a real span of time: the behaviour under test is a server or pool timeout measured in wall-clock time.</summary>
+    protected static void Elapse(TimeSpan span) => Thread.Sleep(span);
+
+    /// <summary>Waits, boundedly, until <paramref name="condition"/> holds on the server.</summary>
+    protected static void Eventually(Func<bool> condition, TimeSpan limit, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (watch.Elapsed > limit)
+                Assert.Fail($"Not within {limit.TotalSeconds} s: {what}");
+            Thread.Sleep(25);
+        }
+    }
+}
