@@ -24,6 +24,8 @@ public sealed class KeepAlivePool : IDisposable
     /// <summary>The name of the <see cref="System.Diagnostics.Metrics.Meter"/> the pools publish their instruments on.</summary>
     public const string MeterName = "NHKeepAlive";
 
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbConnection, KeepAlivePool> s_owners = new();
+
     private static readonly TimeSpan s_maxHousekeepingPeriod = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_minHousekeepingPeriod = TimeSpan.FromMilliseconds(50);
 
@@ -56,6 +58,7 @@ public sealed class KeepAlivePool : IDisposable
     private long _validations;
     private long _validationFailures;
     private long _keepAlivePings;
+    private long _reopened;
     private int _waitTimeoutGeneration = -1;
     private TimeSpan? _waitTimeout;
     private TimeSpan? _keepAliveInterval;
@@ -195,6 +198,84 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
+    /// <summary>The pool that handed out <paramref name="connection"/>, if it came from one.</summary>
+    /// <param name="connection">A connection.</param>
+    /// <returns>Its pool, or null.</returns>
+    public static KeepAlivePool? OwnerOf(DbConnection connection) =>
+        connection is not null && s_owners.TryGetValue(connection, out var pool) ? pool : null;
+
+    /// <summary>Whether <paramref name="connection"/> is one of this pool's connections.</summary>
+    /// <param name="connection">A connection.</param>
+    /// <returns>True if this pool opened it and has not closed it.</returns>
+    public bool Owns(DbConnection connection)
+    {
+        lock (_lock)
+            return connection is not null && _all.ContainsKey(connection);
+    }
+
+    /// <summary>
+    /// Protects a connection that a caller holds for a long time (an NHibernate session with
+    /// <c>connection.release_mode=on_close</c>, say): call it before each command. A connection
+    /// active within the bypass window costs nothing; an older one is pinged (bounded by the
+    /// validation timeout), and if it is dead it is reopened in place, on the same object, so the
+    /// caller's next command runs. A reopen loses the session's server-side state: session
+    /// variables, temporary tables, user locks, prepared statements, <c>LAST_INSERT_ID()</c>.
+    /// </summary>
+    /// <param name="connection">A connection this pool handed out and the caller still holds.</param>
+    /// <param name="inTransaction">Whether the caller has a transaction open on it.</param>
+    /// <returns>True if the connection had to be reopened.</returns>
+    /// <exception cref="ConnectionLostException">The connection is dead and a transaction was open on it: it is not reopened.</exception>
+    /// <exception cref="ConnectException">The connection is dead and could not be reopened.</exception>
+    /// <exception cref="InvalidOperationException">The connection is not on loan from this pool.</exception>
+    public bool EnsureAlive(DbConnection connection, bool inTransaction)
+    {
+        if (connection is null)
+            throw new ArgumentNullException(nameof(connection));
+        PooledConnection pooled;
+        int generation;
+        lock (_lock)
+        {
+            if (!_all.TryGetValue(connection, out pooled!) || !pooled.IsLeased)
+                throw new InvalidOperationException($"This connection is not on loan from pool '{Name}'.");
+            generation = _generation;
+        }
+
+        var now = Now;
+        var idle = now - pooled.LastAlive;
+        if (connection.State == ConnectionState.Open && !NeedsValidation(pooled, now, generation, _bypassWindow))
+        {
+            pooled.LastAlive = now;
+            return false;
+        }
+
+        // The driver's state tells a broken connection without a round trip.
+        var outcome = connection.State == ConnectionState.Open
+#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
+            ? PingAsync(pooled, _settings.ValidationTimeout, async: false, CancellationToken.None).GetAwaiter().GetResult()
+#pragma warning restore CA2012
+            : PingOutcome.Failed;
+        Interlocked.Increment(ref _validations);
+        _metrics.Validated(outcome.ToString().ToLowerInvariant());
+        if (outcome == PingOutcome.Ok)
+        {
+            pooled.LastAlive = Now;
+            pooled.Generation = generation;
+            return false;
+        }
+
+        Interlocked.Increment(ref _validationFailures);
+        AdvanceGeneration($"held connection {pooled.Id} was found dead after {PoolSettings.Show(idle)} idle");
+        if (inTransaction || _driver.IsInTransaction(connection) == true)
+        {
+            throw new ConnectionLostException(
+                $"The connection (pool '{Name}', connection {pooled.Id}) died after {PoolSettings.Show(idle)} idle while a transaction was open on it. " +
+                "The server rolled the transaction back: nothing of it was committed, and it was not reopened, as that would silently drop the transaction's earlier statements. Begin a new transaction and run it again.");
+        }
+
+        Reopen(pooled, outcome == PingOutcome.Timeout ? "no answer to validation" : "found dead", idle);
+        return true;
+    }
+
     /// <summary>Closes every idle connection and makes the pool validate those in use when they come back (after a failover, say).</summary>
     public void Clear()
     {
@@ -219,7 +300,10 @@ public sealed class KeepAlivePool : IDisposable
             return new PoolStatistics(
                 _all.Count - _idle.Count, _idle.Count, Volatile.Read(ref _pending), _settings.MaxPoolSize, _generation,
                 _keepAliveInterval, _waitTimeout, Interlocked.Read(ref _created), Interlocked.Read(ref _evicted),
-                Interlocked.Read(ref _validations), Interlocked.Read(ref _validationFailures), Interlocked.Read(ref _keepAlivePings));
+                Interlocked.Read(ref _validations), Interlocked.Read(ref _validationFailures), Interlocked.Read(ref _keepAlivePings))
+            {
+                Reopened = Interlocked.Read(ref _reopened),
+            };
         }
     }
 
@@ -400,6 +484,7 @@ public sealed class KeepAlivePool : IDisposable
         };
         lock (_lock)
             _all.Add(connection, pooled);
+        s_owners.Add(connection, this);
         Interlocked.Increment(ref _created);
         _metrics.Created();
         PoolLog.ConnectionOpened(_logger, Name, id, _driver.Name, pooled.ServerThreadId, null);
@@ -766,6 +851,43 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
+    /// <summary>Opens a held connection's object again on a new physical connection.</summary>
+    private void Reopen(PooledConnection pooled, string why, TimeSpan idle)
+    {
+        var connection = pooled.Connection;
+        try
+        {
+            connection.Close();
+        }
+#pragma warning disable CA1031 // Closing a dead connection may fail in any way the driver likes; it is gone either way.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        try
+        {
+            // The driver dropped the password from ConnectionString when it first opened.
+            connection.ConnectionString = _settings.ConnectionString;
+            connection.Open();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw ConnectException.From(e, Name);
+        }
+
+        var now = Now;
+        int generation;
+        lock (_lock)
+            generation = _generation;
+        pooled.Renew(now, _settings.MaxLifetime > TimeSpan.Zero ? LifetimeExpiry(now, _settings.MaxLifetime, NextRandom()) : null, generation, _driver.ServerThreadId(connection));
+        pooled.Database = connection.Database;
+        Interlocked.Increment(ref _reopened);
+        Interlocked.Increment(ref _created);
+        _metrics.Created();
+        PoolLog.ConnectionReopened(_logger, Name, pooled.Id, why, idle.TotalSeconds, null);
+    }
+
     /// <summary>Closes a connection that is out of the idle list and no caller holds, and forgets it.</summary>
     private void Evict(PooledConnection pooled, EvictionReason reason, string detail)
     {
@@ -775,6 +897,7 @@ public sealed class KeepAlivePool : IDisposable
                 return;
         }
 
+        s_owners.Remove(pooled.Connection);
         Interlocked.Increment(ref _evicted);
         _metrics.Evicted(reason);
         PoolLog.ConnectionEvicted(_logger, Name, pooled.Id, reason, detail, null);

@@ -60,6 +60,9 @@ public sealed class PoolStatistics
     /// <summary>Keepalive pings sent.</summary>
     public long KeepAlivePings { get; }
 
+    /// <summary>Held connections found dead and reopened in place (<see cref="KeepAlivePool.EnsureAlive"/>).</summary>
+    public long Reopened { get; init; }
+
     /// <summary>The state in one line, as error messages show it.</summary>
     /// <returns>The summary.</returns>
     public override string ToString() => $"active {Active}, idle {Idle}, pending {Pending}, max {MaxPoolSize}";

@@ -23,12 +23,12 @@ internal sealed class PooledConnection
 
     public DbConnection Connection { get; }
 
-    public int? ServerThreadId { get; }
+    public int? ServerThreadId { get; private set; }
 
-    public TimeSpan CreatedAt { get; }
+    public TimeSpan CreatedAt { get; private set; }
 
     /// <summary>When it retires (max lifetime less jitter); null when there is no max lifetime.</summary>
-    public TimeSpan? ExpiresAt { get; }
+    public TimeSpan? ExpiresAt { get; private set; }
 
     /// <summary>The pool generation it was created in, or last validated in.</summary>
     public int Generation { get; set; }
@@ -51,6 +51,16 @@ internal sealed class PooledConnection
 
     /// <summary>The database it was opened on, to restore it if a caller changed it.</summary>
     public string? Database { get; set; }
+
+    /// <summary>Records that the same object now stands for a new physical connection (a held connection reopened in place).</summary>
+    public void Renew(TimeSpan now, TimeSpan? expiresAt, int generation, int? serverThreadId)
+    {
+        CreatedAt = now;
+        ExpiresAt = expiresAt;
+        Generation = generation;
+        ServerThreadId = serverThreadId;
+        LastAlive = now;
+    }
 
     public bool IsExpired(TimeSpan now) => ExpiresAt is { } expiry && now >= expiry;
 }

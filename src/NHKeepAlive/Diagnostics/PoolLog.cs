@@ -42,6 +42,10 @@ internal static class PoolLog
         LoggerMessage.Define<string, string>(LogLevel.Warning, new EventId(9, "WaitTimeoutUnknown"),
             "Pool {Pool}: could not read the server's wait_timeout ({Detail}); the keepalive uses its configured interval");
 
+    public static readonly Action<ILogger, string, int, string, double, Exception?> ConnectionReopened =
+        LoggerMessage.Define<string, int, string, double>(LogLevel.Warning, new EventId(11, "ConnectionReopened"),
+            "Pool {Pool}: held connection {ConnectionId} was {Why} after {IdleSeconds} s idle; reopened in place (session state on the server is lost)");
+
     public static readonly Action<ILogger, string, Exception?> MinIdleRefillFailed =
         LoggerMessage.Define<string>(LogLevel.Warning, new EventId(10, "MinIdleRefillFailed"),
             "Pool {Pool}: could not open a connection to keep the minimum idle; retrying at the next tick");
