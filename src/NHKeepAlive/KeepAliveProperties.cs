@@ -54,6 +54,12 @@ public static class KeepAliveProperties
     /// <summary><see cref="KeepAliveOptions.LeakDetectionThreshold"/>.</summary>
     public const string LeakDetectionThreshold = Prefix + "leak_detection_threshold";
 
+    /// <summary>
+    /// Set by the NHibernate and Fluent adapters to pass a <see cref="KeepAliveOptions"/> object made
+    /// in code (logger factory included) through NHibernate's string properties; not for users.
+    /// </summary>
+    public const string OptionsReference = Prefix + "options_ref";
+
     private static readonly Dictionary<string, Action<KeepAliveOptions, string, string>> s_setters =
         new(StringComparer.OrdinalIgnoreCase)
         {
@@ -77,7 +83,7 @@ public static class KeepAliveProperties
 
     internal static void Apply(KeepAliveOptions options, string key, string? value)
     {
-        if (key is null || !key.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
+        if (key is null || !key.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase) || string.Equals(key, OptionsReference, StringComparison.OrdinalIgnoreCase))
             return;
         if (!s_setters.TryGetValue(key, out var setter))
         {

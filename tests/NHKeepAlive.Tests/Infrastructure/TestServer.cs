@@ -81,24 +81,45 @@ internal static class TestServer
 /// <summary>A side connection (MySqlConnector, no pool) for what tests do to the server: processlist, KILL, global variables.</summary>
 internal sealed class ServerAdmin : IDisposable
 {
-    private readonly MySqlConnector.MySqlConnection _connection;
+    private MySqlConnector.MySqlConnection _connection;
 
     public ServerAdmin()
     {
-        _connection = new MySqlConnector.MySqlConnection(TestServer.ConnectionString(MySqlDriver.MySqlConnector, extra: "Pooling=false"));
-        _connection.Open();
+        _connection = Connect();
+    }
+
+    private static MySqlConnector.MySqlConnection Connect()
+    {
+        var connection = new MySqlConnector.MySqlConnection(TestServer.ConnectionString(MySqlDriver.MySqlConnector, extra: "Pooling=false"));
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>The admin connection, reconnected if a test restarted the server under it.</summary>
+    private MySqlConnector.MySqlConnection Connection
+    {
+        get
+        {
+            if (!_connection.Ping())
+            {
+                _connection.Dispose();
+                _connection = Connect();
+            }
+
+            return _connection;
+        }
     }
 
     public void Execute(string sql)
     {
-        using var command = _connection.CreateCommand();
+        using var command = Connection.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
     }
 
     public object? Scalar(string sql)
     {
-        using var command = _connection.CreateCommand();
+        using var command = Connection.CreateCommand();
         command.CommandText = sql;
         return command.ExecuteScalar();
     }
@@ -108,7 +129,7 @@ internal sealed class ServerAdmin : IDisposable
     /// <summary>Server thread ids of the test user's connections, other than this one.</summary>
     public IReadOnlyList<long> ConnectionIds(string? state = null)
     {
-        using var command = _connection.CreateCommand();
+        using var command = Connection.CreateCommand();
         command.CommandText = "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = @user AND ID <> CONNECTION_ID()";
         command.Parameters.AddWithValue("@user", TestServer.User);
         using var reader = command.ExecuteReader();

@@ -1,0 +1,104 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Collections.Specialized;
+using ConfigurationManager = System.Configuration.ConfigurationManager;
+using ConfigurationErrorsException = System.Configuration.ConfigurationErrorsException;
+using System.Globalization;
+using System.Threading;
+using NHibernate.Cfg;
+using NHibernate.Driver;
+using Environment = NHibernate.Cfg.Environment;
+
+namespace NHKeepAlive.NHibernate;
+
+/// <summary>Installs NHKeepAlive on an NHibernate <see cref="Configuration"/>.</summary>
+public static class KeepAliveConfiguration
+{
+    /// <summary>The <c>connection.provider</c> value that selects NHKeepAlive.</summary>
+    public static readonly string ProviderTypeName = typeof(KeepAliveConnectionProvider).AssemblyQualifiedName!;
+
+    /// <summary>
+    /// Makes <paramref name="configuration"/> use NHKeepAlive: sets <c>connection.provider</c>, replaces
+    /// the stock MySQL driver with one that protects held connections, and passes the options
+    /// (including ones that are not strings, such as the logger factory) to the provider.
+    /// The connection string comes from the options if set, else from the configuration.
+    /// </summary>
+    /// <param name="configuration">The NHibernate configuration.</param>
+    /// <param name="configure">Sets options on top of the defaults and any <c>nhkeepalive.*</c> properties.</param>
+    /// <returns>The configuration.</returns>
+    public static Configuration UseKeepAlive(this Configuration configuration, Action<KeepAliveOptions>? configure = null)
+    {
+        if (configuration is null)
+            throw new ArgumentNullException(nameof(configuration));
+        var options = KeepAliveOptions.FromProperties(configuration.Properties);
+        configure?.Invoke(options);
+        if (!string.IsNullOrEmpty(options.ConnectionString))
+            configuration.SetProperty(Environment.ConnectionString, options.ConnectionString);
+        configuration.SetProperty(Environment.ConnectionProvider, ProviderTypeName);
+        configuration.Properties.TryGetValue(Environment.ConnectionDriver, out var driver);
+        var replacement = KeepAliveConnectionProvider.KeepAliveDriverFor(driver, DriverSetting(options));
+        if (replacement is not null)
+            configuration.SetProperty(Environment.ConnectionDriver, replacement.AssemblyQualifiedName);
+        configuration.SetProperty(KeepAliveProperties.OptionsReference, KeepAliveOptionsRegistry.Register(options));
+        return configuration;
+    }
+
+    private static Dictionary<string, string> DriverSetting(KeepAliveOptions options) =>
+        options.Driver == MySqlDriver.MySqlConnector ? new() { [KeepAliveProperties.Driver] = "mysqlconnector" } : [];
+}
+
+/// <summary>Options made in code, handed to the provider through a string property.</summary>
+internal static class KeepAliveOptionsRegistry
+{
+    private static readonly ConcurrentDictionary<string, KeepAliveOptions> s_options = new(StringComparer.Ordinal);
+    private static long s_next;
+
+    public static string Register(KeepAliveOptions options)
+    {
+        var key = "options-" + Interlocked.Increment(ref s_next).ToString(CultureInfo.InvariantCulture);
+        s_options[key] = options.Clone();
+        return key;
+    }
+
+    /// <summary>
+    /// The options for a provider: those registered in code (or the defaults), then <c>nhkeepalive.*</c>
+    /// keys of the application's appSettings (web.config / app.config), then <c>nhkeepalive.*</c>
+    /// NHibernate properties. Configuration files override code, so operators can tune a deployed site.
+    /// </summary>
+    public static KeepAliveOptions Resolve(IDictionary<string, string> settings, NameValueCollection? appSettings = null)
+    {
+        KeepAliveOptions options;
+        if (settings.TryGetValue(KeepAliveProperties.OptionsReference, out var key))
+        {
+            if (!s_options.TryGetValue(key, out var registered))
+                throw new KeepAliveConfigurationException($"'{KeepAliveProperties.OptionsReference}' names options that were not registered in this process ({key}); configure NHKeepAlive with UseKeepAlive() or KeepAlive() rather than copying this property.");
+            options = registered.Clone();
+        }
+        else
+        {
+            options = new KeepAliveOptions();
+        }
+
+        appSettings ??= ReadAppSettings();
+        foreach (var name in appSettings.AllKeys)
+        {
+            if (name is not null && name.StartsWith(KeepAliveProperties.Prefix, StringComparison.OrdinalIgnoreCase))
+                options.ApplyProperties([new KeyValuePair<string, string>(name, appSettings[name] ?? string.Empty)]);
+        }
+
+        return options.ApplyProperties(settings);
+    }
+
+    private static NameValueCollection ReadAppSettings()
+    {
+        try
+        {
+            return ConfigurationManager.AppSettings;
+        }
+        catch (ConfigurationErrorsException e)
+        {
+            throw new KeepAliveConfigurationException($"The application's configuration file could not be read for nhkeepalive.* appSettings: {e.Message}", e);
+        }
+    }
+}
