@@ -64,6 +64,7 @@ public sealed class KeepAlivePool : IDisposable
     private TimeSpan? _keepAliveInterval;
     private TimeSpan _bypassWindow;
     private Task _housekeeping = Task.CompletedTask;
+    private int _housekeepingRunning;
 
     /// <summary>Builds a pool. Nothing is opened until the first checkout (or the first refill of <see cref="KeepAliveOptions.MinIdle"/>).</summary>
     /// <param name="options">The options; checked now and copied.</param>
@@ -597,10 +598,10 @@ public sealed class KeepAlivePool : IDisposable
 
     private void OnTimer()
     {
-        if (IsDisposed)
+        // The timer is one-shot and re-armed when a run has finished; the flag also covers a
+        // re-arm from elsewhere (a new wait_timeout) landing while a run is in progress.
+        if (IsDisposed || Interlocked.Exchange(ref _housekeepingRunning, 1) != 0)
             return;
-
-        // The timer is one-shot and re-armed only when a run has finished, so runs never overlap.
         _housekeeping = RunHousekeepingAsync();
     }
 
@@ -620,6 +621,7 @@ public sealed class KeepAlivePool : IDisposable
         }
         finally
         {
+            Volatile.Write(ref _housekeepingRunning, 0);
             RescheduleHousekeeping();
         }
     }
@@ -731,6 +733,7 @@ public sealed class KeepAlivePool : IDisposable
                 }
 
                 var outcome = await PingAsync(pooled, _settings.ValidationTimeout, async: true, cancellationToken).ConfigureAwait(false);
+                PoolLog.KeepAlivePinged(_logger, Name, pooled.Id, (now - pooled.LastAlive).TotalSeconds, outcome.ToString(), null);
                 Interlocked.Increment(ref _keepAlivePings);
                 _metrics.KeepAlivePinged(outcome.ToString().ToLowerInvariant());
                 if (outcome == PingOutcome.Ok)

@@ -46,6 +46,10 @@ internal static class PoolLog
         LoggerMessage.Define<string, int, string, double>(LogLevel.Warning, new EventId(11, "ConnectionReopened"),
             "Pool {Pool}: held connection {ConnectionId} was {Why} after {IdleSeconds} s idle; reopened in place (session state on the server is lost)");
 
+    public static readonly Action<ILogger, string, int, double, string, Exception?> KeepAlivePinged =
+        LoggerMessage.Define<string, int, double, string>(LogLevel.Trace, new EventId(12, "KeepAlivePinged"),
+            "Pool {Pool}: keepalive ping of connection {ConnectionId} after {IdleSeconds} s idle: {Outcome}");
+
     public static readonly Action<ILogger, string, Exception?> MinIdleRefillFailed =
         LoggerMessage.Define<string>(LogLevel.Warning, new EventId(10, "MinIdleRefillFailed"),
             "Pool {Pool}: could not open a connection to keep the minimum idle; retrying at the next tick");

@@ -32,6 +32,6 @@ internal sealed class CapturingLoggerFactory : ILoggerFactory
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            owner.Entries.Enqueue((logLevel, eventId, formatter(state, exception)));
+            owner.Entries.Enqueue((logLevel, eventId, $"{DateTime.UtcNow:HH:mm:ss.fff} {formatter(state, exception)}"));
     }
 }

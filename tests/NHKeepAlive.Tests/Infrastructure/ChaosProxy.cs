@@ -11,8 +11,10 @@ namespace NHKeepAlive.Tests.Infrastructure;
 
 /// <summary>
 /// A TCP proxy on loopback between the pool and the test server, that a test can make misbehave the
-/// way networks do: forget flows (blackhole: sockets stay open, bytes vanish, as a NAT or firewall
-/// that dropped its state), or reset them. Only ever connects to 127.0.0.1.
+/// way networks do: pass through; reset every flow; blackhole (sockets stay open, bytes vanish, as a
+/// NAT or firewall that dropped its state); add latency; cut flows idle longer than N (a NAT or load
+/// balancer idle timeout, silently or with a reset); refuse new flows for a while. Only ever
+/// connects to 127.0.0.1, and every loop in it ends when the proxy is disposed.
 /// </summary>
 internal sealed class ChaosProxy : IDisposable
 {
@@ -21,7 +23,13 @@ internal sealed class ChaosProxy : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<Flow, byte> _flows = new();
     private readonly Task _acceptLoop;
+    private readonly Task _idleLoop;
     private volatile bool _blackholeNew;
+    private volatile bool _refuseNew;
+    private long _latencyTicks;
+    private long _idleCutTicks;
+    private volatile bool _idleCutSilently;
+    private int _refused;
 
     public ChaosProxy(int upstreamPort)
     {
@@ -30,7 +38,32 @@ internal sealed class ChaosProxy : IDisposable
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
         _acceptLoop = Task.Run(AcceptLoopAsync);
+        _idleLoop = Task.Run(IdleLoopAsync);
     }
+
+    /// <summary>Flows refused while <see cref="RefuseNewFlows"/> was on.</summary>
+    public int Refused => Volatile.Read(ref _refused);
+
+    /// <summary>Delays every chunk forwarded by this much (zero: none).</summary>
+    public TimeSpan Latency
+    {
+        get => TimeSpan.FromTicks(Interlocked.Read(ref _latencyTicks));
+        set => Interlocked.Exchange(ref _latencyTicks, value.Ticks);
+    }
+
+    /// <summary>
+    /// Cuts every flow that has carried nothing for <paramref name="idle"/>: silently (it becomes a
+    /// blackhole, as a NAT that forgot it) or with a reset to both ends (as some load balancers do).
+    /// Zero turns it off.
+    /// </summary>
+    public void CutIdleFlowsAfter(TimeSpan idle, bool silently)
+    {
+        _idleCutSilently = silently;
+        Interlocked.Exchange(ref _idleCutTicks, idle.Ticks);
+    }
+
+    /// <summary>New flows are reset at once (the client sees its connect fail) until turned off.</summary>
+    public void RefuseNewFlows(bool refuse) => _refuseNew = refuse;
 
     public int Port { get; }
 
@@ -78,6 +111,13 @@ internal sealed class ChaosProxy : IDisposable
                 continue;
             }
 
+            if (_refuseNew)
+            {
+                Interlocked.Increment(ref _refused);
+                Close(client, reset: true);
+                continue;
+            }
+
             var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             try
             {
@@ -90,9 +130,38 @@ internal sealed class ChaosProxy : IDisposable
                 continue;
             }
 
-            var flow = new Flow(client, upstream) { Blackholed = _blackholeNew };
+            var flow = new Flow(this, client, upstream) { Blackholed = _blackholeNew };
             _flows[flow] = 0;
             _ = flow.RunAsync(_stop.Token).ContinueWith(_ => _flows.TryRemove(flow, out byte _), TaskScheduler.Default);
+        }
+    }
+
+    private async Task IdleLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(50, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            var limit = Interlocked.Read(ref _idleCutTicks);
+            if (limit <= 0)
+                continue;
+            var now = Environment.TickCount64;
+            foreach (var flow in _flows.Keys)
+            {
+                if (flow.Blackholed || now - flow.LastActivity < TimeSpan.FromTicks(limit).TotalMilliseconds)
+                    continue;
+                if (_idleCutSilently)
+                    flow.Blackholed = true;
+                else
+                    flow.Reset();
+            }
         }
     }
 
@@ -115,12 +184,15 @@ internal sealed class ChaosProxy : IDisposable
         _listener.Stop();
         foreach (var flow in _flows.Keys.ToList())
             flow.Reset();
-        _acceptLoop.Wait(TimeSpan.FromSeconds(5));
+        Task.WaitAll([_acceptLoop, _idleLoop], TimeSpan.FromSeconds(5));
     }
 
-    private sealed class Flow(Socket client, Socket upstream)
+    private sealed class Flow(ChaosProxy proxy, Socket client, Socket upstream)
     {
         public volatile bool Blackholed;
+        private long _lastActivity = Environment.TickCount64;
+
+        public long LastActivity => Interlocked.Read(ref _lastActivity);
 
         public async Task RunAsync(CancellationToken stop)
         {
@@ -146,6 +218,10 @@ internal sealed class ChaosProxy : IDisposable
                         return;
                     if (Blackholed)
                         continue; // Bytes vanish; neither end hears anything.
+                    Interlocked.Exchange(ref _lastActivity, Environment.TickCount64);
+                    var latency = proxy.Latency;
+                    if (latency > TimeSpan.Zero)
+                        await Task.Delay(latency, stop);
                     await to.SendAsync(new ArraySegment<byte>(buffer, 0, read), SocketFlags.None, stop);
                 }
             }

@@ -143,6 +143,18 @@ internal sealed class ServerAdmin : IDisposable
         return ids;
     }
 
+    /// <summary>The first column of every row of <paramref name="sql"/>, as numbers.</summary>
+    public IReadOnlyList<long> ConnectionIdsOf(string sql)
+    {
+        using var command = Connection.CreateCommand();
+        command.CommandText = sql;
+        using var reader = command.ExecuteReader();
+        var values = new List<long>();
+        while (reader.Read())
+            values.Add(reader.GetInt64(0));
+        return values;
+    }
+
     public void Kill(long id)
     {
         try

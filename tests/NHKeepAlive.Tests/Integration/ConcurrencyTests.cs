@@ -24,8 +24,6 @@ public class ConcurrencyTests(MySqlDriver driver) : IntegrationTest(driver)
         var operations = 0;
         var stop = Stopwatch.StartNew();
         var duration = TimeSpan.FromSeconds(3);
-        ThreadPool.GetMinThreads(out var minWorkers, out var minIo);
-        ThreadPool.SetMinThreads(Math.Max(minWorkers, 2 * callers), minIo);
 
         var workers = Enumerable.Range(0, callers).Select(i => Task.Run(async () =>
         {
@@ -52,7 +50,6 @@ public class ConcurrencyTests(MySqlDriver driver) : IntegrationTest(driver)
         })).ToArray();
 
         var finished = Task.WaitAll(workers, TimeSpan.FromSeconds(60));
-        ThreadPool.SetMinThreads(minWorkers, minIo);
         Assert.That(finished, Is.True, "no deadlock: every caller finished");
         Assert.That(violations, Is.Zero, "no connection was handed to two callers at once");
         var stats = pool.GetStatistics();
