@@ -58,7 +58,7 @@ nh_reason=""
 if [ "${#optional[@]}" -gt 0 ]; then
   say "restoring the NHibernate-dependent projects${NHKEEPALIVE_PACKAGE_SOURCE:+ (extra package source: $NHKEEPALIVE_PACKAGE_SOURCE)}"
   for project in "${optional[@]}"; do
-    if ! dotnet restore "$project" -nologo -v:q > "$out/restore-$(basename "$project" .csproj).log" 2>&1; then
+    if ! dotnet restore "$project" --force-evaluate -nologo -v:q > "$out/restore-$(basename "$project" .csproj).log" 2>&1; then
       nh_available=0
       if grep -qE 'NU110[1-3].*(NHibernate|FluentNHibernate)' "$out/restore-$(basename "$project" .csproj).log"; then
         nh_reason="NHibernate/FluentNHibernate cannot be restored from the configured package sources (set NHKEEPALIVE_PACKAGE_SOURCE to a folder or feed that has them)"

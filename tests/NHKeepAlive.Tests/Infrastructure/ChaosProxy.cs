@@ -196,7 +196,14 @@ internal sealed class ChaosProxy : IDisposable
 
         public async Task RunAsync(CancellationToken stop)
         {
-            await Task.WhenAny(PumpAsync(client, upstream, stop), PumpAsync(upstream, client, stop));
+            var outbound = PumpAsync(client, upstream, stop);
+            var inbound = PumpAsync(upstream, client, stop);
+            await Task.WhenAny(outbound, inbound);
+
+            // A forgotten flow carries nothing, not even the other end's close: the client learns
+            // nothing until it gives up by itself.
+            if (Blackholed)
+                await Task.WhenAll(outbound, inbound);
             Reset();
         }
 
