@@ -13,11 +13,19 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 configuration=${CONFIGURATION:-Release}
 out="$root/build/.out"
 mkdir -p "$out"
-rm -f "$out"/test-*.log
+rm -f "$out"/test-*.log "$out"/restore-*.log
 
 say() { printf '\n== %s\n' "$*"; }
 
 passed=0; failed=0; skipped=0; broken=0
+
+# ---- Mono, for the net48 test targets ---------------------------------------------------------------
+# `dotnet test` runs the .NET Framework (net48) builds of the test projects under Mono here.
+if ! command -v mono >/dev/null 2>&1; then
+  say "installing mono-complete (runs the net48 tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && apt-get install -y -qq mono-complete; } > "$out/apt-mono.log" 2>&1 || { tail -20 "$out/apt-mono.log"; echo "could not install mono-complete"; }
+fi
 
 # ---- the server -------------------------------------------------------------------------------
 if [ -z "${NHK_TEST_MYSQL_HOST:-}" ]; then
@@ -119,24 +127,30 @@ for project in "$root"/tests/*/*.csproj; do
         continue
       fi ;;
   esac
-  log="$out/test-$name.log"
-  say "testing $name"
-  dotnet test "$project" -c "$configuration" --no-build -nologo --logger "console;verbosity=normal" > "$log" 2>&1
-  status=$?
-  grep -E '^\s+(Failed|Skipped) ' -A3 "$log" | grep -vE '^--$' | head -200
-  # The console logger's closing block: "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N".
-  read -r f p s found < <(awk '
-    /^Total tests:/ { found++ }
-    found && /^ +Passed: +[0-9]+$/  { p += $2 }
-    found && /^ +Failed: +[0-9]+$/  { f += $2 }
-    found && /^ +Skipped: +[0-9]+$/ { s += $2 }
-    END { print f+0, p+0, s+0, found+0 }' "$log")
-  failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
-  echo "$name: $p passed, $f failed, $s skipped"
-  if [ "$status" -ne 0 ] && [ "$found" -eq 0 ]; then
-    echo "$name did not report results (exit $status); the end of its log:"; tail -n 40 "$log"
-    broken=$((broken + 1))
-  fi
+  # One target framework at a time: the runs share one server, and some tests restart it or change
+  # its global variables.
+  tfms=$(sed -nE 's|.*<TargetFrameworks?>([^<]+)</TargetFrameworks?>.*|\1|p' "$project" | head -1 | tr ';' ' ')
+  for tfm in $tfms; do
+    log="$out/test-$name-$tfm.log"
+    case "$tfm" in net4*) runtime=" under Mono" ;; *) runtime="" ;; esac
+    say "testing $name ($tfm$runtime)"
+    dotnet test "$project" -f "$tfm" -c "$configuration" --no-build -nologo --logger "console;verbosity=normal" > "$log" 2>&1
+    status=$?
+    grep -E '^\s+(Failed|Skipped) ' -A3 "$log" | grep -vE '^--$' | head -200
+    # The console logger's closing block: "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N".
+    read -r f p s found < <(awk '
+      /^Total tests:/ { found++ }
+      found && /^ +Passed: +[0-9]+$/  { p += $2 }
+      found && /^ +Failed: +[0-9]+$/  { f += $2 }
+      found && /^ +Skipped: +[0-9]+$/ { s += $2 }
+      END { print f+0, p+0, s+0, found+0 }' "$log")
+    failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
+    echo "$name ($tfm): $p passed, $f failed, $s skipped"
+    if [ "$status" -ne 0 ] && [ "$found" -eq 0 ]; then
+      echo "$name ($tfm) did not report results (exit $status); the end of its log:"; tail -n 40 "$log"
+      broken=$((broken + 1))
+    fi
+  done
 done
 
 failed=$((failed + broken))

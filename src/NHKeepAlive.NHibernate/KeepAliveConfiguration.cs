@@ -2,8 +2,6 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Collections.Specialized;
-using ConfigurationManager = System.Configuration.ConfigurationManager;
-using ConfigurationErrorsException = System.Configuration.ConfigurationErrorsException;
 using System.Globalization;
 using System.Threading;
 using NHibernate.Cfg;
@@ -80,25 +78,7 @@ internal static class KeepAliveOptionsRegistry
             options = new KeepAliveOptions();
         }
 
-        appSettings ??= ReadAppSettings();
-        foreach (var name in appSettings.AllKeys)
-        {
-            if (name is not null && name.StartsWith(KeepAliveProperties.Prefix, StringComparison.OrdinalIgnoreCase))
-                options.ApplyProperties([new KeyValuePair<string, string>(name, appSettings[name] ?? string.Empty)]);
-        }
-
+        KeepAliveAppConfig.ApplyAppSettings(options, appSettings ?? KeepAliveAppConfig.AppSettings());
         return options.ApplyProperties(settings);
-    }
-
-    private static NameValueCollection ReadAppSettings()
-    {
-        try
-        {
-            return ConfigurationManager.AppSettings;
-        }
-        catch (ConfigurationErrorsException e)
-        {
-            throw new KeepAliveConfigurationException($"The application's configuration file could not be read for nhkeepalive.* appSettings: {e.Message}", e);
-        }
     }
 }

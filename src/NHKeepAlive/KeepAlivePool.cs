@@ -88,6 +88,7 @@ public sealed class KeepAlivePool : IDisposable
         _metrics = new PoolMetrics(settings.PoolName, GetStatistics);
         if (NeedsHousekeeping)
             _timer = _time.CreateTimer(static s => ((KeepAlivePool)s!).OnTimer(), this, HousekeepingPeriod, Timeout.InfiniteTimeSpan);
+        Hosting.PoolLifetime.Register(this);
     }
 
     /// <summary>The pool's name, as logs and metrics show it.</summary>
@@ -314,6 +315,7 @@ public sealed class KeepAlivePool : IDisposable
     /// </summary>
     public void Dispose()
     {
+        Hosting.PoolLifetime.Unregister(this);
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         _shutdown.Cancel();
@@ -337,6 +339,20 @@ public sealed class KeepAlivePool : IDisposable
         foreach (var pooled in idle)
             Evict(pooled, EvictionReason.PoolDisposed, "the pool was disposed");
         _metrics.Dispose();
+    }
+
+    /// <summary>
+    /// Disposes the pool and also closes the connections callers still hold: for the end of the app
+    /// domain or process, when nobody will return them.
+    /// </summary>
+    internal void Shutdown()
+    {
+        Dispose();
+        List<PooledConnection> leased;
+        lock (_lock)
+            leased = [.. _all.Values];
+        foreach (var pooled in leased)
+            Evict(pooled, EvictionReason.PoolDisposed, "closed at shutdown while still in use");
     }
 
     // ---- checkout ---------------------------------------------------------------------------

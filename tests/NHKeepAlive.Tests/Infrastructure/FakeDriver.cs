@@ -20,8 +20,9 @@ internal sealed class FakeConnection : DbConnection
 
     public int Number { get; init; }
 
-    [System.Diagnostics.CodeAnalysis.AllowNull]
+#pragma warning disable CS8765 // The base setter accepts null; so does this one, in effect.
     public override string ConnectionString { get; set; } = string.Empty;
+#pragma warning restore CS8765
 
     public override string Database => "db";
 

@@ -14,7 +14,7 @@ public class BadInputTests(MySqlDriver driver) : IntegrationTest(driver)
     {
         using var pool = new KeepAlivePool(new KeepAliveOptions
         {
-            ConnectionString = TestServer.ConnectionString(Driver).Replace(TestServer.Password, "wrong-password", StringComparison.Ordinal),
+            ConnectionString = TestServer.ConnectionString(Driver).Replace(TestServer.Password, "wrong-password"),
             Driver = Driver,
         });
         var watch = Stopwatch.StartNew();
@@ -30,7 +30,7 @@ public class BadInputTests(MySqlDriver driver) : IntegrationTest(driver)
     [Test]
     public void A_port_with_no_server_fails_fast_with_a_clear_error()
     {
-        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         probe.Start();
         var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop(); // nothing listens there now

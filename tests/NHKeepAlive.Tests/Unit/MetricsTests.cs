@@ -38,7 +38,7 @@ public class MetricsTests
         var c = f.Pool.Rent(); // validates a, finds it dead, opens another
         listener.RecordObservableInstruments();
 
-        var mine = measurements.Where(m => Equals(m.Tags.GetValueOrDefault("pool.name"), "metrics-test")).ToList();
+        var mine = measurements.Where(m => m.Tags.TryGetValue("pool.name", out var name) && Equals(name, "metrics-test")).ToList();
         Assert.That(mine.Where(m => m.Instrument == "nhkeepalive.connections" && Equals(m.Tags["state"], "active")).Select(m => m.Value).Last(), Is.EqualTo(2));
         Assert.That(mine.Where(m => m.Instrument == "nhkeepalive.connections" && Equals(m.Tags["state"], "idle")).Select(m => m.Value).Last(), Is.Zero);
         Assert.That(mine.Count(m => m.Instrument == "nhkeepalive.acquire_time"), Is.EqualTo(3));
