@@ -1,0 +1,1 @@
+<%@ Application Inherits="NHKeepAlive.LegacySite.SiteApplication" Language="C#" %>
