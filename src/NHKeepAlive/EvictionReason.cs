@@ -29,4 +29,7 @@ public enum EvictionReason
 
     /// <summary>The pool was disposed.</summary>
     PoolDisposed,
+
+    /// <summary>The application cleared the pool (<see cref="KeepAlivePool.Clear"/>).</summary>
+    Cleared,
 }

@@ -290,7 +290,7 @@ public sealed class KeepAlivePool : IDisposable
         }
 
         foreach (var pooled in idle)
-            Evict(pooled, EvictionReason.ValidationFailed, "the pool was cleared");
+            Evict(pooled, EvictionReason.Cleared, "the pool was cleared");
     }
 
     /// <summary>A snapshot of the pool's state and counters.</summary>

@@ -18,7 +18,7 @@ public class ConcurrencyTests(MySqlDriver driver) : IntegrationTest(driver)
         const int callers = 32;
         const int max = 10;
         using var pool = CreatePool(o => o.MaxPoolSize = max);
-        var inUse = new ConcurrentDictionary<object, int>(new ReferenceEqualityComparerAdapter());
+        var inUse = new ConcurrentDictionary<object, int>(ReferenceComparer.Instance);
         var serverIdsInUse = new ConcurrentDictionary<long, int>();
         var violations = 0;
         var operations = 0;
@@ -59,12 +59,5 @@ public class ConcurrencyTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(stats.Pending, Is.Zero);
         Assert.That(stats.Total, Is.LessThanOrEqualTo(max));
         Assert.That(Admin.ConnectionIds().Count, Is.EqualTo(stats.Idle), "the server sees exactly the pool's idle connections");
-    }
-
-    private sealed class ReferenceEqualityComparerAdapter : System.Collections.Generic.IEqualityComparer<object>
-    {
-        public new bool Equals(object? x, object? y) => ReferenceEquals(x, y);
-
-        public int GetHashCode(object obj) => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj);
     }
 }

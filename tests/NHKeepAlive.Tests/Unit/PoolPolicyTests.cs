@@ -352,6 +352,23 @@ public class PoolPolicyTests
     }
 
     [Test]
+    public void Clear_closes_idle_connections_and_makes_those_in_use_validate_when_they_come_back()
+    {
+        using var f = new FakePoolFixture();
+        var idle = f.Pool.Rent();
+        var held = f.Pool.Rent();
+        f.Pool.Return(idle);
+
+        f.Pool.Clear();
+        f.Pool.Return(held);
+        f.Pool.Rent();
+
+        Assert.That(((FakeConnection)idle).IsDisposed, Is.True);
+        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { held }), "the connection in use at the clear is validated before its next use");
+        Assert.That(f.Log.Messages("ConnectionEvicted").Single(), Does.Contain("Cleared"));
+    }
+
+    [Test]
     public void Sync_and_async_checkouts_share_one_path()
     {
         using var f = new FakePoolFixture();
