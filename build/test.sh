@@ -44,7 +44,9 @@ fi
 # NHibernate and FluentNHibernate are real PackageReferences. Where no package source has them (set
 # NHKEEPALIVE_PACKAGE_SOURCE to a folder or feed that does), the projects that need them are left
 # out and their tests are reported as skipped, with that reason.
-needs_nh() { grep -qE 'PackageReference Include="(NHibernate|FluentNHibernate)"' "$1"; }
+# (A reference with a Condition on its line, such as the samples' WithNHibernate switch, is optional
+# and does not count.)
+needs_nh() { grep -E 'PackageReference Include="(NHibernate|FluentNHibernate)"' "$1" | grep -qv 'Condition='; }
 optional=()
 for project in "$root"/src/*/*.csproj "$root"/tests/*/*.csproj "$root"/samples/*/*.csproj; do
   [ -f "$project" ] || continue
@@ -56,7 +58,7 @@ for _ in 1 2 3; do
     [ -f "$project" ] || continue
     case " ${optional[*]} " in *" $project "*) continue ;; esac
     for dep in "${optional[@]}"; do
-      if grep -q "ProjectReference Include=\"[^\"]*$(basename "$dep")\"" "$project"; then optional+=("$project"); break; fi
+      if grep "ProjectReference Include=\"[^\"]*$(basename "$dep")\"" "$project" | grep -qv 'Condition='; then optional+=("$project"); break; fi
     done
   done
 done
