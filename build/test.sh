@@ -119,19 +119,20 @@ count_tests() {
 
 for project in "$root"/tests/*/*.csproj; do
   name=$(basename "$project" .csproj)
+  tfms=$(sed -nE 's|.*<TargetFrameworks?>([^<]+)</TargetFrameworks?>.*|\1|p' "$project" | head -1 | tr ';' ' ')
   case " ${optional[*]} " in
     *" $project "*)
       if [ "$nh_available" -eq 0 ]; then
-        n=$(count_tests $(find "$(dirname "$project")" -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*'))
+        per_tfm=$(count_tests $(find "$(dirname "$project")" -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*'))
+        n=$((per_tfm * $(echo $tfms | wc -w)))
         say "testing $name"
-        echo "$name: $n skipped: $nh_reason"
+        echo "$name ($tfms): $n skipped: $nh_reason"
         skipped=$((skipped + n))
         continue
       fi ;;
   esac
   # One target framework at a time: the runs share one server, and some tests restart it or change
   # its global variables.
-  tfms=$(sed -nE 's|.*<TargetFrameworks?>([^<]+)</TargetFrameworks?>.*|\1|p' "$project" | head -1 | tr ';' ' ')
   for tfm in $tfms; do
     log="$out/test-$name-$tfm.log"
     case "$tfm" in net4*) runtime=" under Mono" ;; *) runtime="" ;; esac

@@ -50,6 +50,7 @@ public sealed class KeepAlivePool : IDisposable
     private readonly ITimer? _timer;
 
     private int _pending;
+    private int _leased;
     private int _generation;
     private int _nextId;
     private int _disposed;
@@ -177,6 +178,7 @@ public sealed class KeepAlivePool : IDisposable
 
             pooled.IsLeased = false;
             pooled.LeaseStack = null;
+            _leased--;
         }
 
         try
@@ -300,7 +302,7 @@ public sealed class KeepAlivePool : IDisposable
         lock (_lock)
         {
             return new PoolStatistics(
-                _all.Count - _idle.Count, _idle.Count, Volatile.Read(ref _pending), _settings.MaxPoolSize, _generation,
+                _leased, _idle.Count, Volatile.Read(ref _pending), _settings.MaxPoolSize, _generation,
                 _keepAliveInterval, _waitTimeout, Interlocked.Read(ref _created), Interlocked.Read(ref _evicted),
                 Interlocked.Read(ref _validations), Interlocked.Read(ref _validationFailures), Interlocked.Read(ref _keepAlivePings))
             {
@@ -386,6 +388,7 @@ public sealed class KeepAlivePool : IDisposable
                 pooled.IsLeased = true;
                 pooled.LeasedAt = now;
                 pooled.LeakReported = false;
+                _leased++;
             }
 
             if (_settings.LeakDetectionThreshold > TimeSpan.Zero)
@@ -914,6 +917,11 @@ public sealed class KeepAlivePool : IDisposable
         {
             if (!_all.Remove(pooled.Connection))
                 return;
+            if (pooled.IsLeased)
+            {
+                pooled.IsLeased = false;
+                _leased--;
+            }
         }
 
         s_owners.Remove(pooled.Connection);

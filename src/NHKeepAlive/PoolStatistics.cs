@@ -21,13 +21,13 @@ public sealed class PoolStatistics
         KeepAlivePings = keepAlivePings;
     }
 
-    /// <summary>Connections held by callers (or being pinged by the keepalive).</summary>
+    /// <summary>Connections held by callers.</summary>
     public int Active { get; }
 
     /// <summary>Open connections waiting in the pool.</summary>
     public int Idle { get; }
 
-    /// <summary>Open physical connections: <see cref="Active"/> + <see cref="Idle"/>.</summary>
+    /// <summary>Connections held by callers or waiting in the pool: <see cref="Active"/> + <see cref="Idle"/> (one out for a keepalive ping or being opened is in neither, for that moment).</summary>
     public int Total => Active + Idle;
 
     /// <summary>Callers waiting for a connection.</summary>
