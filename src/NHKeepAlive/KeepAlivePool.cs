@@ -258,16 +258,9 @@ public sealed class KeepAlivePool : IDisposable
             ? PingAsync(pooled, _settings.ValidationTimeout, async: false, CancellationToken.None).GetAwaiter().GetResult()
 #pragma warning restore CA2012
             : PingOutcome.Failed;
-        Interlocked.Increment(ref _validations);
-        _metrics.Validated(outcome.ToString().ToLowerInvariant());
-        if (outcome == PingOutcome.Ok)
-        {
-            pooled.LastAlive = Now;
-            pooled.Generation = generation;
+        if (RecordValidation(pooled, outcome, generation))
             return false;
-        }
 
-        Interlocked.Increment(ref _validationFailures);
         AdvanceGeneration($"held connection {pooled.Id} was found dead after {PoolSettings.Show(idle)} idle");
         if (inTransaction || _driver.IsInTransaction(connection) == true)
         {
@@ -428,7 +421,7 @@ public sealed class KeepAlivePool : IDisposable
             var now = Now;
             if (pooled.IsExpired(now))
             {
-                Evict(pooled, EvictionReason.MaxLifetime, $"reached its max lifetime ({PoolSettings.Show(now - pooled.CreatedAt)} old)");
+                Evict(pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
                 continue;
             }
 
@@ -438,16 +431,9 @@ public sealed class KeepAlivePool : IDisposable
             var pingStarted = _time.GetTimestamp();
             var outcome = await PingAsync(pooled, budget, async, cancellationToken).ConfigureAwait(false);
             budget -= _time.GetElapsedTime(pingStarted);
-            Interlocked.Increment(ref _validations);
-            _metrics.Validated(outcome.ToString().ToLowerInvariant());
-            if (outcome == PingOutcome.Ok)
-            {
-                pooled.LastAlive = Now;
-                pooled.Generation = generation;
+            if (RecordValidation(pooled, outcome, generation))
                 return pooled;
-            }
 
-            Interlocked.Increment(ref _validationFailures);
             var idleFor = PoolSettings.Show(now - pooled.LastAlive);
             if (outcome == PingOutcome.Timeout)
             {
@@ -497,8 +483,7 @@ public sealed class KeepAlivePool : IDisposable
 
         var now = Now;
         var id = Interlocked.Increment(ref _nextId);
-        var expiresAt = _settings.MaxLifetime > TimeSpan.Zero ? LifetimeExpiry(now, _settings.MaxLifetime, NextRandom()) : (TimeSpan?)null;
-        var pooled = new PooledConnection(id, connection, now, expiresAt, generation, _driver.ServerThreadId(connection))
+        var pooled = new PooledConnection(id, connection, now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection))
         {
             Database = connection.Database,
         };
@@ -514,6 +499,29 @@ public sealed class KeepAlivePool : IDisposable
     /// <summary>When a connection created at <paramref name="createdAt"/> retires: the max lifetime less up to 2.5 % of it, so that connections opened together do not retire together.</summary>
     internal static TimeSpan LifetimeExpiry(TimeSpan createdAt, TimeSpan maxLifetime, double random01) =>
         createdAt + maxLifetime - TimeSpan.FromTicks((long)(maxLifetime.Ticks * PoolSettings.LifetimeJitterFraction * random01));
+
+    /// <summary>When a connection opened now retires; null without a max lifetime.</summary>
+    private TimeSpan? ExpiryFrom(TimeSpan now) =>
+        _settings.MaxLifetime > TimeSpan.Zero ? LifetimeExpiry(now, _settings.MaxLifetime, NextRandom()) : null;
+
+    private static string LifetimeDetail(PooledConnection pooled, TimeSpan now) =>
+        $"reached its max lifetime ({PoolSettings.Show(now - pooled.CreatedAt)} old)";
+
+    /// <summary>Counts a validation and, when the connection answered, records it alive in this generation.</summary>
+    private bool RecordValidation(PooledConnection pooled, PingOutcome outcome, int generation)
+    {
+        Interlocked.Increment(ref _validations);
+        _metrics.Validated(outcome.ToString().ToLowerInvariant());
+        if (outcome != PingOutcome.Ok)
+        {
+            Interlocked.Increment(ref _validationFailures);
+            return false;
+        }
+
+        pooled.LastAlive = Now;
+        pooled.Generation = generation;
+        return true;
+    }
 
     /// <summary>The keepalive interval for a server wait_timeout: half of it, capped by the configured interval, never under 250 ms.</summary>
     internal static TimeSpan? KeepAliveIntervalFor(TimeSpan configured, TimeSpan? serverWaitTimeout)
@@ -587,8 +595,9 @@ public sealed class KeepAlivePool : IDisposable
 
         if (IsDisposed)
             return (EvictionReason.PoolDisposed, "returned after the pool was disposed");
-        if (pooled.IsExpired(Now))
-            return (EvictionReason.MaxLifetime, $"reached its max lifetime ({PoolSettings.Show(Now - pooled.CreatedAt)} old)");
+        var now = Now;
+        if (pooled.IsExpired(now))
+            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
 
         try
         {
@@ -680,7 +689,7 @@ public sealed class KeepAlivePool : IDisposable
                 var pooled = _idle[i];
                 if (pooled.IsExpired(now))
                 {
-                    retired.Add((pooled, EvictionReason.MaxLifetime, $"reached its max lifetime ({PoolSettings.Show(now - pooled.CreatedAt)} old)"));
+                    retired.Add((pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now)));
                 }
                 else if (_settings.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _settings.IdleTimeout && _all.Count - retired.Count > _settings.MinIdle)
                 {
@@ -902,7 +911,7 @@ public sealed class KeepAlivePool : IDisposable
         int generation;
         lock (_lock)
             generation = _generation;
-        pooled.Renew(now, _settings.MaxLifetime > TimeSpan.Zero ? LifetimeExpiry(now, _settings.MaxLifetime, NextRandom()) : null, generation, _driver.ServerThreadId(connection));
+        pooled.Renew(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection));
         pooled.Database = connection.Database;
         Interlocked.Increment(ref _reopened);
         Interlocked.Increment(ref _created);
