@@ -29,7 +29,8 @@ public static class KeepAliveConfiguration
     {
         if (configuration is null)
             throw new ArgumentNullException(nameof(configuration));
-        var options = KeepAliveOptions.FromProperties(configuration.Properties);
+        // Start from what the configuration already says, options set by an earlier UseKeepAlive included.
+        var options = KeepAliveOptionsRegistry.Resolve(configuration.Properties, new NameValueCollection());
         configure?.Invoke(options);
         if (!string.IsNullOrEmpty(options.ConnectionString))
             configuration.SetProperty(Environment.ConnectionString, options.ConnectionString);

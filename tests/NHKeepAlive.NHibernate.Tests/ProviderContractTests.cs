@@ -57,6 +57,18 @@ public class ProviderContractTests
     }
 
     [Test]
+    public void A_second_UseKeepAlive_keeps_what_the_first_set()
+    {
+        var configuration = new global::NHibernate.Cfg.Configuration();
+        configuration.UseKeepAlive(o => o.MaxPoolSize = 20);
+        configuration.UseKeepAlive(o => o.MinIdle = 2);
+
+        var options = KeepAliveOptionsRegistry.Resolve(configuration.Properties, new System.Collections.Specialized.NameValueCollection());
+
+        Assert.That((options.MaxPoolSize, options.MinIdle), Is.EqualTo((20, 2)));
+    }
+
+    [Test]
     public void The_stock_MySql_driver_is_replaced_by_the_one_that_protects_held_connections()
     {
         using var provider = new KeepAliveConnectionProvider();
