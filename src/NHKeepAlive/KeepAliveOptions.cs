@@ -36,6 +36,9 @@ public sealed class KeepAliveOptions
     /// </summary>
     public static readonly TimeSpan DefaultKeepAliveInterval = TimeSpan.FromMinutes(2);
 
+    /// <summary>Default for <see cref="ShutdownGracePeriod"/>: 5 s.</summary>
+    public static readonly TimeSpan DefaultShutdownGracePeriod = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// The ADO.NET connection string of the MySQL or MariaDB server. The driver's own pooling is
     /// always turned off (<c>Pooling=false</c>): the pool owns the physical connections.
@@ -104,6 +107,31 @@ public sealed class KeepAliveOptions
     /// costs a few microseconds per checkout when it is on.
     /// </summary>
     public TimeSpan LeakDetectionThreshold { get; set; }
+
+    /// <summary>
+    /// Whether the pool polls the TCP socket under each connection (a non-blocking check that costs
+    /// well under a microsecond and no round trip) before handing it out, before a held connection's
+    /// command or transaction, and in the keepalive sweep: a connection the server or a proxy closed
+    /// (KILL, <c>wait_timeout</c>, restart, failover, RST) is then found dead without a ping, even inside
+    /// the bypass window. Where no socket can be found (a unix socket, a named pipe) the pool falls back
+    /// to pings alone and logs that once. Default true.
+    /// </summary>
+    public bool SocketCheck { get; set; } = true;
+
+    /// <summary>
+    /// How session state that one caller leaves on a connection (autocommit, an open transaction, the
+    /// current database, user variables, named locks, temporary tables, session variables) is kept
+    /// from the next caller. <see cref="SessionResetPolicy.Auto"/> (the default) resets only a
+    /// connection whose session the server reports changed, at no cost on a clean return.
+    /// </summary>
+    public SessionResetPolicy SessionReset { get; set; } = SessionResetPolicy.Auto;
+
+    /// <summary>
+    /// How long <see cref="KeepAlivePool.Dispose"/> waits for connections still on loan before it closes
+    /// them (each is logged, with the stack that took it when leak detection is on). Idle connections
+    /// close at once. Zero closes everything at once. Default 5 s.
+    /// </summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = DefaultShutdownGracePeriod;
 
     /// <summary>Where the pool logs (category <c>NHKeepAlive.Pool</c>). Default: nowhere.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }

@@ -54,6 +54,15 @@ public static class KeepAliveProperties
     /// <summary><see cref="KeepAliveOptions.LeakDetectionThreshold"/>.</summary>
     public const string LeakDetectionThreshold = Prefix + "leak_detection_threshold";
 
+    /// <summary><see cref="KeepAliveOptions.SocketCheck"/>: <c>true</c> or <c>false</c>.</summary>
+    public const string SocketCheck = Prefix + "socket_check";
+
+    /// <summary><see cref="KeepAliveOptions.SessionReset"/>: <c>auto</c>, <c>always</c> or <c>never</c>.</summary>
+    public const string SessionReset = Prefix + "session_reset";
+
+    /// <summary><see cref="KeepAliveOptions.ShutdownGracePeriod"/>.</summary>
+    public const string ShutdownGracePeriod = Prefix + "shutdown_grace_period";
+
     /// <summary>
     /// Set by the NHibernate and Fluent adapters to pass a <see cref="KeepAliveOptions"/> object made
     /// in code (logger factory included) through NHibernate's string properties; not for users.
@@ -64,7 +73,7 @@ public static class KeepAliveProperties
         new(StringComparer.OrdinalIgnoreCase)
         {
             [ConnectionString] = (o, _, v) => o.ConnectionString = v,
-            [Driver] = (o, k, v) => o.Driver = ParseDriver(k, v),
+            [Driver] = (o, k, v) => o.Driver = MySqlDriverChoice.Parse(v, k),
             [PoolName] = (o, _, v) => o.PoolName = v,
             [MaxPoolSize] = (o, k, v) => o.MaxPoolSize = ParseInt(k, v),
             [MinIdle] = (o, k, v) => o.MinIdle = ParseInt(k, v),
@@ -76,6 +85,9 @@ public static class KeepAliveProperties
             [IdleTimeout] = (o, k, v) => o.IdleTimeout = ParseDuration(k, v),
             [KeepAliveInterval] = (o, k, v) => o.KeepAliveInterval = ParseDuration(k, v),
             [LeakDetectionThreshold] = (o, k, v) => o.LeakDetectionThreshold = ParseDuration(k, v),
+            [SocketCheck] = (o, k, v) => o.SocketCheck = ParseBool(k, v),
+            [SessionReset] = (o, k, v) => o.SessionReset = ParseSessionReset(k, v),
+            [ShutdownGracePeriod] = (o, k, v) => o.ShutdownGracePeriod = ParseDuration(k, v),
         };
 
     /// <summary>Every property name NHKeepAlive understands.</summary>
@@ -128,20 +140,32 @@ public static class KeepAliveProperties
         throw new KeepAliveConfigurationException($"NHKeepAlive property '{key}' has the value '{value}', which is not a whole number.");
     }
 
-    private static MySqlDriver ParseDriver(string key, string value)
+    private static bool ParseBool(string key, string value)
     {
-        switch (value.Replace("-", string.Empty).Replace("_", string.Empty).Replace(".", string.Empty).ToUpperInvariant())
+        switch (value.ToUpperInvariant())
         {
-            case "":
-            case "AUTO":
-                return MySqlDriver.Auto;
-            case "MYSQLDATA":
-                return MySqlDriver.MySqlData;
-            case "MYSQLCONNECTOR":
-                return MySqlDriver.MySqlConnector;
+            case "TRUE" or "YES" or "ON" or "1":
+                return true;
+            case "FALSE" or "NO" or "OFF" or "0":
+                return false;
+            default:
+                throw new KeepAliveConfigurationException($"NHKeepAlive property '{key}' has the value '{value}'. Use true or false.");
+        }
+    }
+
+    private static SessionResetPolicy ParseSessionReset(string key, string value)
+    {
+        switch (value.ToUpperInvariant())
+        {
+            case "" or "AUTO":
+                return SessionResetPolicy.Auto;
+            case "ALWAYS":
+                return SessionResetPolicy.Always;
+            case "NEVER":
+                return SessionResetPolicy.Never;
             default:
                 throw new KeepAliveConfigurationException(
-                    $"NHKeepAlive property '{key}' has the value '{value}'. Use auto, mysql.data or mysqlconnector.");
+                    $"NHKeepAlive property '{key}' has the value '{value}'. Use auto (reset a connection whose session changed; the default), always (reset on every return: one round trip each) or never (the caller keeps session state clean itself).");
         }
     }
 }

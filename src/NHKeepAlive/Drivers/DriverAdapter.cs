@@ -16,17 +16,23 @@ internal abstract class DriverAdapter
     /// <summary>The driver's name as users know it: MySql.Data or MySqlConnector.</summary>
     public abstract string Name { get; }
 
-    /// <summary>Finds the driver that <paramref name="kind"/> asks for among the assemblies the application can load.</summary>
+    /// <summary>Which driver this is.</summary>
+    public abstract MySqlDriver Kind { get; }
+
+    private static readonly Lazy<DriverAdapter?> s_mySqlData = new(MySqlDataAdapter.TryCreate);
+    private static readonly Lazy<DriverAdapter?> s_mySqlConnector = new(MySqlConnectorAdapter.TryCreate);
+
+    /// <summary>Finds the driver that <paramref name="kind"/> asks for among the assemblies the application can load (see <see cref="MySqlDriverChoice"/>).</summary>
     public static DriverAdapter Resolve(MySqlDriver kind)
     {
         switch (kind)
         {
             case MySqlDriver.MySqlData:
-                return MySqlDataAdapter.TryCreate() ?? throw NotReferenced("MySql.Data", "MySqlConnector");
+                return s_mySqlData.Value ?? throw NotReferenced("MySql.Data", "MySqlConnector");
             case MySqlDriver.MySqlConnector:
-                return MySqlConnectorAdapter.TryCreate() ?? throw NotReferenced("MySqlConnector", "MySql.Data");
+                return s_mySqlConnector.Value ?? throw NotReferenced("MySqlConnector", "MySql.Data");
             case MySqlDriver.Auto:
-                return (DriverAdapter?)MySqlDataAdapter.TryCreate() ?? MySqlConnectorAdapter.TryCreate()
+                return s_mySqlData.Value ?? s_mySqlConnector.Value
                     ?? throw new KeepAliveConfigurationException(
                         "NHKeepAlive found no MySQL driver: reference the MySql.Data package (26.10.0 or later for MariaDB 10.6+) or the MySqlConnector package in the application.");
             default:

@@ -24,6 +24,8 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         _currentTransaction = connectionType.GetProperty("CurrentTransaction", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance);
     }
 
+    public override MySqlDriver Kind => MySqlDriver.MySqlConnector;
+
     public static MySqlConnectorAdapter? TryCreate()
     {
         var connectionType = LoadType("MySqlConnector.MySqlConnection, MySqlConnector");

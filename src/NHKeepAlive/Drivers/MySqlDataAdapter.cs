@@ -30,6 +30,8 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
             _inTransactionFlag = [Enum.ToObject(flags, 1)];
     }
 
+    public override MySqlDriver Kind => MySqlDriver.MySqlData;
+
     public static MySqlDataAdapter? TryCreate()
     {
         var connectionType = LoadType("MySql.Data.MySqlClient.MySqlConnection, MySql.Data");
