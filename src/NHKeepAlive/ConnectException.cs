@@ -35,7 +35,7 @@ public sealed class ConnectException : DbException
     /// <summary>The driver's MySQL error number (1045 access denied, 1049 unknown database, 1042 host unreachable…), if it gave one.</summary>
     public int? ErrorNumber { get; }
 
-    internal static ConnectException From(Exception driverError, string poolName)
+    internal static ConnectException From(Exception driverError, string poolName, Func<string, string> redact)
     {
         var number = DisconnectClassifier.ErrorNumber(driverError);
         var hint = number switch
@@ -47,6 +47,6 @@ public sealed class ConnectException : DbException
             1042 => "Check that the server is running and that host and port in the connection string are right and reachable from here.",
             _ => "Check that the server is running and that the connection string's host, port, user and password are right.",
         };
-        return new ConnectException($"Could not open a connection for pool '{poolName}': {driverError.Message} {hint}", driverError);
+        return new ConnectException(redact($"Could not open a connection for pool '{poolName}': {driverError.Message} {hint}"), driverError);
     }
 }

@@ -15,6 +15,9 @@ public enum EvictionReason
     /// <summary>Validation did not answer within the validation timeout (a blackholed or hung socket).</summary>
     ValidationTimedOut,
 
+    /// <summary>Its socket showed, without a round trip, that the far end had closed it (KILL, wait_timeout, a restart, a proxy's reset) or sent bytes nobody asked for.</summary>
+    SocketClosed,
+
     /// <summary>A keepalive ping found it dead or timed out.</summary>
     KeepAliveFailed,
 

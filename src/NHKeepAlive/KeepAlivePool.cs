@@ -13,11 +13,13 @@ namespace NHKeepAlive;
 
 /// <summary>
 /// A health-aware pool of MySQL/MariaDB connections. It hands out only connections that are alive:
-/// one idle past the validation bypass window is pinged first (bounded by the validation timeout),
-/// one past its max lifetime is retired, a single background timer pings every idle connection
-/// before the server's <c>wait_timeout</c> or a middlebox can drop it, and a connection that comes
-/// back broken is evicted and makes the pool validate every idle connection older than the failure.
-/// Thread-safe; sync and async checkouts share one code path.
+/// each one's socket is checked without a round trip (a connection the server or a proxy closed is
+/// found at once), one idle past the validation bypass window is also pinged (bounded by the
+/// validation timeout), one past its max lifetime is retired, a housekeeping thread pings every idle
+/// connection before the server's <c>wait_timeout</c> or a middlebox can drop it, and a connection
+/// that comes back broken is evicted and makes the pool validate every idle connection older than the
+/// failure. Every physical connection is in exactly one <see cref="PooledConnectionState"/> at every
+/// moment and is closed exactly once. Thread-safe; sync and async checkouts share one code path.
 /// </summary>
 public sealed class KeepAlivePool : IDisposable
 {
@@ -30,10 +32,12 @@ public sealed class KeepAlivePool : IDisposable
     private static readonly TimeSpan s_minHousekeepingPeriod = TimeSpan.FromMilliseconds(50);
 
     private readonly PoolSettings _settings;
+    private readonly KeepAliveOptions _options;
     private readonly DriverAdapter _driver;
     private readonly TimeProvider _time;
     private readonly long _startTimestamp;
     private readonly ILogger _logger;
+    private readonly PoolCounters _counters = new();
     private readonly PoolMetrics _metrics;
     private readonly Random _random;
     private readonly object _lock = new();
@@ -41,33 +45,33 @@ public sealed class KeepAlivePool : IDisposable
     // Idle connections, most recently returned last (checkout takes from the end: LIFO keeps a few
     // connections hot and lets the rest reach the idle timeout).
     private readonly List<PooledConnection> _idle = [];
+
+    // Every connection that is not Closed, and how many are in each state.
     private readonly Dictionary<object, PooledConnection> _all = new(ReferenceComparer.Instance);
+    private readonly int[] _inState = new int[6];
 
     // One slot per connection that is out of the idle list (with a caller, being opened, or being
-    // pinged). Idle + out never exceeds MaxPoolSize.
+    // checked). Idle + out never exceeds MaxPoolSize.
     private readonly SemaphoreSlim _slots;
     private readonly CancellationTokenSource _shutdown = new();
-    private readonly ITimer? _timer;
 
+    // Housekeeping: one thread per pool, so that a starved thread pool cannot stop the keepalive. On
+    // the real clock it wakes every period by itself; on an injected clock (tests) a timer wakes it.
+    private readonly Thread _housekeeper;
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly ITimer? _timer;
+    private readonly object _runLock = new();
+    private TaskCompletionSource<bool>? _nextRun;
+    private TaskCompletionSource<bool>? _currentRun;
+
+    private ServerFacts _facts;
     private int _pending;
-    private int _leased;
     private int _generation;
     private int _nextId;
     private int _disposed;
-    private long _created;
-    private long _evicted;
-    private long _validations;
-    private long _validationFailures;
-    private long _keepAlivePings;
-    private long _reopened;
-    private int _waitTimeoutGeneration = -1;
-    private TimeSpan? _waitTimeout;
-    private TimeSpan? _keepAliveInterval;
-    private TimeSpan _bypassWindow;
-    private Task _housekeeping = Task.CompletedTask;
-    private int _housekeepingRunning;
+    private int _noSocketLogged;
 
-    /// <summary>Builds a pool. Nothing is opened until the first checkout (or the first refill of <see cref="KeepAliveOptions.MinIdle"/>).</summary>
+    /// <summary>Builds a pool. Connections are opened at the first checkout, and <see cref="KeepAliveOptions.MinIdle"/> of them right away in the background.</summary>
     /// <param name="options">The options; checked now and copied.</param>
     /// <exception cref="KeepAliveConfigurationException">An option or the connection string is not valid, or no driver is referenced.</exception>
     public KeepAlivePool(KeepAliveOptions options)
@@ -78,17 +82,21 @@ public sealed class KeepAlivePool : IDisposable
     internal KeepAlivePool(PoolSettings settings, Random random)
     {
         _settings = settings;
+        _options = settings.Options;
         _driver = settings.Driver;
         _time = settings.TimeProvider;
         _random = random;
         _startTimestamp = _time.GetTimestamp();
         _logger = settings.LoggerFactory.CreateLogger("NHKeepAlive.Pool");
-        _slots = new SemaphoreSlim(settings.MaxPoolSize, settings.MaxPoolSize);
-        _keepAliveInterval = settings.KeepAliveInterval > TimeSpan.Zero ? settings.KeepAliveInterval : null;
-        _bypassWindow = BypassWindowFor(_keepAliveInterval, null);
-        _metrics = new PoolMetrics(settings.PoolName, GetStatistics);
-        if (NeedsHousekeeping)
-            _timer = _time.CreateTimer(static s => ((KeepAlivePool)s!).OnTimer(), this, HousekeepingPeriod, Timeout.InfiniteTimeSpan);
+        _slots = new SemaphoreSlim(_options.MaxPoolSize, _options.MaxPoolSize);
+        _facts = ServerFacts.Initial(_options);
+        _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
+        _housekeeper = new Thread(HousekeepingLoop) { IsBackground = true, Name = "NHKeepAlive housekeeping" };
+        if (_time != TimeProvider.System)
+            _timer = _time.CreateTimer(static s => ((KeepAlivePool)s!).RequestHousekeeping(), this, HousekeepingPeriod, Timeout.InfiniteTimeSpan);
+        _housekeeper.Start();
+        if (_options.MinIdle > 0)
+            RequestHousekeeping();
         Hosting.PoolLifetime.Register(this);
     }
 
@@ -98,29 +106,34 @@ public sealed class KeepAlivePool : IDisposable
     /// <summary>The driver the pool opens connections with: MySql.Data or MySqlConnector.</summary>
     public string DriverName => _driver.Name;
 
-    /// <summary>The housekeeping run in progress or last finished (tests wait on it).</summary>
-    internal Task HousekeepingTask => Volatile.Read(ref _housekeeping);
+    /// <summary>The housekeeping run requested, in progress or last finished (tests wait on it).</summary>
+    internal Task HousekeepingTask
+    {
+        get
+        {
+            lock (_runLock)
+                return (_nextRun ?? _currentRun)?.Task ?? Task.CompletedTask;
+        }
+    }
 
     private TimeSpan Now => _time.GetElapsedTime(_startTimestamp);
 
     private bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
-    private bool NeedsHousekeeping =>
-        _settings.KeepAliveInterval > TimeSpan.Zero || _settings.IdleTimeout > TimeSpan.Zero || _settings.MaxLifetime > TimeSpan.Zero
-        || _settings.MinIdle > 0 || _settings.LeakDetectionThreshold > TimeSpan.Zero;
+    private ServerFacts Facts => Volatile.Read(ref _facts);
 
-    /// <summary>How often the housekeeping timer runs: a quarter of the keepalive interval, at most 30 s.</summary>
+    /// <summary>How often housekeeping runs: a quarter of the keepalive interval, at most 30 s.</summary>
     internal TimeSpan HousekeepingPeriod
     {
         get
         {
             var period = s_maxHousekeepingPeriod;
-            if (_keepAliveInterval is { } interval)
+            if (Facts.KeepAliveInterval is { } interval)
                 period = Min(period, TimeSpan.FromTicks(interval.Ticks / 4));
-            if (_settings.LeakDetectionThreshold > TimeSpan.Zero)
-                period = Min(period, TimeSpan.FromTicks(_settings.LeakDetectionThreshold.Ticks / 2));
-            if (_settings.IdleTimeout > TimeSpan.Zero)
-                period = Min(period, TimeSpan.FromTicks(_settings.IdleTimeout.Ticks / 2));
+            if (_options.LeakDetectionThreshold > TimeSpan.Zero)
+                period = Min(period, TimeSpan.FromTicks(_options.LeakDetectionThreshold.Ticks / 2));
+            if (_options.IdleTimeout > TimeSpan.Zero)
+                period = Min(period, TimeSpan.FromTicks(_options.IdleTimeout.Ticks / 2));
             return period < s_minHousekeepingPeriod ? s_minHousekeepingPeriod : period;
         }
     }
@@ -138,7 +151,11 @@ public sealed class KeepAlivePool : IDisposable
 #pragma warning restore CA2012
     }
 
-    /// <summary>Takes an open, validated connection without blocking a thread; give it back with <see cref="Return"/>.</summary>
+    /// <summary>
+    /// Takes an open, validated connection without blocking a thread; give it back with <see cref="Return"/>.
+    /// A cancelled call returns at once, even while a connection is being opened or validated for it;
+    /// that connection then goes to the idle list (or is closed), never leaked.
+    /// </summary>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>The driver's own connection object, open.</returns>
     /// <exception cref="PoolTimeoutException">No connection came free within the connection timeout.</exception>
@@ -158,7 +175,8 @@ public sealed class KeepAlivePool : IDisposable
 
     /// <summary>
     /// Gives a connection back. A connection that the driver closed after an error, or that
-    /// <paramref name="failure"/> shows is gone, is evicted; a transaction left open is rolled back.
+    /// <paramref name="failure"/> shows is gone, is evicted; a transaction left open is rolled back and
+    /// session state the caller changed is reset (<see cref="KeepAliveOptions.SessionReset"/>).
     /// </summary>
     /// <param name="connection">A connection this pool handed out.</param>
     /// <param name="failure">The error the caller met on it, if any; a disconnect evicts the connection.</param>
@@ -170,31 +188,32 @@ public sealed class KeepAlivePool : IDisposable
         PooledConnection pooled;
         lock (_lock)
         {
-            if (!_all.TryGetValue(connection, out pooled!) || !pooled.IsLeased)
+            if (!_all.TryGetValue(connection, out pooled!) || pooled.State != PooledConnectionState.Leased)
             {
+                if (pooled is null && IsDisposed)
+                    return; // Closed by the pool's shutdown while on loan (or never ours: nothing to do either way).
                 throw new InvalidOperationException(
                     $"This connection is not out on loan from pool '{Name}': it was returned already, or it came from another pool or from the driver itself.");
             }
 
-            pooled.IsLeased = false;
-            pooled.LeaseStack = null;
-            _leased--;
+            Move(pooled, PooledConnectionState.Checking);
         }
 
         try
         {
+            _metrics.Used(Now - pooled.LeasedAt);
+            pooled.LeaseStack = null;
             var (reason, detail) = CleanForReuse(pooled, failure);
             if (reason is { } evict)
             {
-                Evict(pooled, evict, detail!);
+                Close(pooled, evict, detail!);
                 return;
             }
 
             var now = Now;
             pooled.LastUsed = now;
             pooled.LastAlive = now;
-            lock (_lock)
-                _idle.Add(pooled);
+            ToIdle(pooled, newest: true);
         }
         finally
         {
@@ -219,11 +238,12 @@ public sealed class KeepAlivePool : IDisposable
 
     /// <summary>
     /// Protects a connection that a caller holds for a long time (an NHibernate session with
-    /// <c>connection.release_mode=on_close</c>, say): call it before each command. A connection
-    /// active within the bypass window costs nothing; an older one is pinged (bounded by the
-    /// validation timeout), and if it is dead it is reopened in place, on the same object, so the
-    /// caller's next command runs. A reopen loses the session's server-side state: session
-    /// variables, temporary tables, user locks, prepared statements, <c>LAST_INSERT_ID()</c>.
+    /// <c>connection.release_mode=on_close</c>, say): call it before each command and before beginning
+    /// a transaction. Its socket is checked first (no round trip); one seen alive within the bypass
+    /// window costs nothing more; an older one is pinged (bounded by the validation timeout). A dead one
+    /// is reopened in place, on the same object, so the caller's next command runs. A reopen loses the
+    /// session's server-side state: session variables, temporary tables, user locks, prepared
+    /// statements, <c>LAST_INSERT_ID()</c>, and a database chosen with <c>USE</c>.
     /// </summary>
     /// <param name="connection">A connection this pool handed out and the caller still holds.</param>
     /// <param name="inTransaction">Whether the caller has a transaction open on it.</param>
@@ -239,29 +259,41 @@ public sealed class KeepAlivePool : IDisposable
         int generation;
         lock (_lock)
         {
-            if (!_all.TryGetValue(connection, out pooled!) || !pooled.IsLeased)
+            if (!_all.TryGetValue(connection, out pooled!) || pooled.State != PooledConnectionState.Leased)
                 throw new InvalidOperationException($"This connection is not on loan from pool '{Name}'.");
             generation = _generation;
         }
 
         var now = Now;
         var idle = now - pooled.LastAlive;
-        if (connection.State == ConnectionState.Open && !NeedsValidation(pooled, now, generation, _bypassWindow))
+        string why;
+        var reason = EvictionReason.Broken;
+        if (connection.State != ConnectionState.Open)
+        {
+            why = "found closed";
+        }
+        else if (CheckSocket(pooled) is { } closed)
+        {
+            why = closed;
+            reason = EvictionReason.SocketClosed;
+        }
+        else if (!NeedsValidation(pooled, now, generation, Facts.BypassWindow))
         {
             pooled.LastAlive = now;
             return false;
         }
-
-        // The driver's state tells a broken connection without a round trip.
-        var outcome = connection.State == ConnectionState.Open
+        else
+        {
 #pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
-            ? PingAsync(pooled, _settings.ValidationTimeout, async: false, CancellationToken.None).GetAwaiter().GetResult()
+            var outcome = PingAsync(pooled, _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
 #pragma warning restore CA2012
-            : PingOutcome.Failed;
-        if (RecordValidation(pooled, outcome, generation))
-            return false;
+            if (RecordValidation(pooled, outcome, generation))
+                return false;
+            why = outcome == PingOutcome.Timeout ? "no answer to validation" : "found dead";
+            reason = outcome == PingOutcome.Timeout ? EvictionReason.ValidationTimedOut : EvictionReason.ValidationFailed;
+        }
 
-        AdvanceGeneration($"held connection {pooled.Id} was found dead after {PoolSettings.Show(idle)} idle");
+        AdvanceGeneration($"held connection {pooled.Id} was {why} after {PoolSettings.Show(idle)} idle");
         if (inTransaction || _driver.IsInTransaction(connection) == true)
         {
             throw new ConnectionLostException(
@@ -269,7 +301,7 @@ public sealed class KeepAlivePool : IDisposable
                 "The server rolled the transaction back: nothing of it was committed, and it was not reopened, as that would silently drop the transaction's earlier statements. Begin a new transaction and run it again.");
         }
 
-        Reopen(pooled, outcome == PingOutcome.Timeout ? "no answer to validation" : "found dead", idle);
+        Reopen(pooled, reason, why, idle);
         return true;
     }
 
@@ -279,13 +311,9 @@ public sealed class KeepAlivePool : IDisposable
         AdvanceGeneration("cleared by the application");
         List<PooledConnection> idle;
         lock (_lock)
-        {
-            idle = [.. _idle];
-            _idle.Clear();
-        }
-
+            idle = TakeAllIdleLocked();
         foreach (var pooled in idle)
-            Evict(pooled, EvictionReason.Cleared, "the pool was cleared");
+            Close(pooled, EvictionReason.Cleared, "the pool was cleared");
     }
 
     /// <summary>A snapshot of the pool's state and counters.</summary>
@@ -295,59 +323,65 @@ public sealed class KeepAlivePool : IDisposable
         lock (_lock)
         {
             return new PoolStatistics(
-                _leased, _idle.Count, Volatile.Read(ref _pending), _settings.MaxPoolSize, _generation,
-                _keepAliveInterval, _waitTimeout, Interlocked.Read(ref _created), Interlocked.Read(ref _evicted),
-                Interlocked.Read(ref _validations), Interlocked.Read(ref _validationFailures), Interlocked.Read(ref _keepAlivePings))
-            {
-                Reopened = Interlocked.Read(ref _reopened),
-            };
+                _inState[(int)PooledConnectionState.Leased], _inState[(int)PooledConnectionState.Idle],
+                _inState[(int)PooledConnectionState.Opening], _inState[(int)PooledConnectionState.Checking],
+                Volatile.Read(ref _pending), _options.MaxPoolSize, _generation, Facts, _counters);
         }
     }
 
     /// <summary>
-    /// Stops the keepalive timer (waiting for a run in progress, whose ping is aborted), closes every
-    /// idle connection, and closes connections still in use when they are returned.
+    /// Shuts the pool down as HikariCP does: stops housekeeping (aborting a ping in progress), closes
+    /// every idle connection at once, waits up to <see cref="KeepAliveOptions.ShutdownGracePeriod"/> for
+    /// connections still on loan to come back (they are closed as they do), then closes those that
+    /// did not, logging each one (with the stack that took it when leak detection is on).
     /// </summary>
-    public void Dispose()
+    public void Dispose() => Shutdown(_options.ShutdownGracePeriod);
+
+    /// <summary>Disposes the pool without a grace period: for the end of the app domain or process, when nobody will return anything.</summary>
+    internal void Shutdown() => Shutdown(TimeSpan.Zero);
+
+    private void Shutdown(TimeSpan grace)
     {
         Hosting.PoolLifetime.Unregister(this);
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-            return;
-        _shutdown.Cancel();
-        _timer?.Dispose();
-        try
-        {
-            _housekeeping.Wait(_settings.ValidationTimeout + TimeSpan.FromSeconds(2));
-        }
-        catch (AggregateException)
-        {
-            // Logged where it happened.
-        }
-
         List<PooledConnection> idle;
         lock (_lock)
         {
-            idle = [.. _idle];
-            _idle.Clear();
+            if (_disposed != 0)
+                return;
+            Volatile.Write(ref _disposed, 1);
+            idle = TakeAllIdleLocked();
         }
 
+        _shutdown.Cancel();
+        _timer?.Dispose();
+        _wake.Set();
         foreach (var pooled in idle)
-            Evict(pooled, EvictionReason.PoolDisposed, "the pool was disposed");
-        _metrics.Dispose();
-    }
+            Close(pooled, EvictionReason.PoolDisposed, "the pool was disposed");
+        if (Thread.CurrentThread != _housekeeper)
+            _housekeeper.Join(_options.ValidationTimeout + TimeSpan.FromSeconds(2));
 
-    /// <summary>
-    /// Disposes the pool and also closes the connections callers still hold: for the end of the app
-    /// domain or process, when nobody will return them.
-    /// </summary>
-    internal void Shutdown()
-    {
-        Dispose();
-        List<PooledConnection> leased;
+        // Connections still out (on loan, being opened or checked) come back to a disposed pool and
+        // are closed as they do; wait a bounded time for that, then close what is on loan.
+        var deadline = Stopwatch.StartNew();
+        List<PooledConnection> left;
         lock (_lock)
-            leased = [.. _all.Values];
-        foreach (var pooled in leased)
-            Evict(pooled, EvictionReason.PoolDisposed, "closed at shutdown while still in use");
+        {
+            while (_all.Count > 0 && deadline.Elapsed < grace)
+                Monitor.Wait(_lock, grace - deadline.Elapsed);
+            left = [.. _all.Values];
+        }
+
+        var now = Now;
+        foreach (var pooled in left)
+        {
+            if (pooled.State != PooledConnectionState.Leased)
+                continue; // Being opened or checked: it closes itself when that ends.
+            PoolLog.ClosedAtShutdown(_logger, Name, pooled.Id, (now - pooled.LeasedAt).TotalSeconds, pooled.LeaseStack ?? "(stack not captured: enable leak detection to see it)", null);
+            AbortSocket(pooled); // Its holder may be in the middle of a command: Close must not wait on it.
+            Close(pooled, EvictionReason.PoolDisposed, "still on loan when the pool shut down");
+        }
+
+        _metrics.Dispose();
     }
 
     // ---- checkout ---------------------------------------------------------------------------
@@ -361,8 +395,8 @@ public sealed class KeepAlivePool : IDisposable
         try
         {
             gotSlot = async
-                ? await _slots.WaitAsync(_settings.ConnectionTimeout, cancellationToken).ConfigureAwait(false)
-                : _slots.Wait(_settings.ConnectionTimeout, cancellationToken);
+                ? await _slots.WaitAsync(_options.ConnectionTimeout, cancellationToken).ConfigureAwait(false)
+                : _slots.Wait(_options.ConnectionTimeout, cancellationToken);
         }
         finally
         {
@@ -371,48 +405,102 @@ public sealed class KeepAlivePool : IDisposable
 
         if (!gotSlot)
             throw TimeoutError();
+
+        ValueTask<PooledConnection> work;
         try
         {
             ThrowIfDisposed();
-            var pooled = await TakeHealthyAsync(async, cancellationToken).ConfigureAwait(false);
-            var now = Now;
-            lock (_lock)
-            {
-                pooled.IsLeased = true;
-                pooled.LeasedAt = now;
-                pooled.LeakReported = false;
-                _leased++;
-            }
-
-            if (_settings.LeakDetectionThreshold > TimeSpan.Zero)
-                pooled.LeaseStack = new StackTrace(1, true).ToString();
-            _metrics.Acquired(_time.GetElapsedTime(started));
-            return pooled;
+            work = TakeHealthyAsync(async);
         }
         catch
         {
             _slots.Release();
             throw;
         }
+
+        // Connecting and validating are bounded by their own timeouts and run on whatever the caller
+        // does: a caller that cancels returns now, and what the work produces goes to the idle list.
+        PooledConnection pooled;
+        try
+        {
+            if (!work.IsCompleted && async && cancellationToken.CanBeCanceled)
+            {
+                var task = work.AsTask();
+                if (!await CompletesBeforeAsync(task, cancellationToken).ConfigureAwait(false))
+                {
+                    _ = task.ContinueWith(static (t, s) => ((KeepAlivePool)s!).Abandoned(t), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    throw new CheckoutAbandonedException(cancellationToken);
+                }
+
+                pooled = await task.ConfigureAwait(false);
+            }
+            else
+            {
+                pooled = await work.ConfigureAwait(false);
+            }
+
+            ToLeased(pooled);
+        }
+        catch (Exception e) when (e is not CheckoutAbandonedException)
+        {
+            _slots.Release();
+            throw;
+        }
+
+        if (_options.LeakDetectionThreshold > TimeSpan.Zero)
+            pooled.LeaseStack = new StackTrace(1, true).ToString();
+        _metrics.Waited(_time.GetElapsedTime(started));
+        return pooled;
+    }
+
+    private static async Task<bool> CompletesBeforeAsync(Task task, CancellationToken cancellationToken)
+    {
+        var cancelled = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (cancellationToken.Register(static s => ((TaskCompletionSource<bool>)s!).TrySetResult(true), cancelled))
+            return await Task.WhenAny(task, cancelled.Task).ConfigureAwait(false) == task;
+    }
+
+    /// <summary>The caller cancelled while its connection was being opened or validated; the slot goes with the work.</summary>
+    private sealed class CheckoutAbandonedException(CancellationToken token) : OperationCanceledException(token);
+
+    /// <summary>What a checkout that its caller cancelled produced: a healthy connection goes idle; the slot comes free.</summary>
+    private void Abandoned(Task<PooledConnection> work)
+    {
+        try
+        {
+            if (work.Status == TaskStatus.RanToCompletion)
+                ToIdle(work.Result, newest: true);
+            else
+                _ = work.Exception; // Observed: the caller had gone; the pool logged what mattered.
+        }
+        finally
+        {
+            _slots.Release();
+        }
     }
 
     /// <summary>
     /// Takes idle connections, newest first, until one is fit to hand out; opens a new one when none
-    /// is. Validation spends at most one validation timeout per checkout: after that the caller gets
-    /// a new connection rather than another ping (a blackholed path would time out every one).
+    /// is. Each one's socket is checked (no round trip); one past the bypass window is also pinged.
+    /// Validation spends at most one validation timeout per checkout: after that the caller gets a new
+    /// connection rather than another ping (a blackholed path would time out every one).
     /// </summary>
-    private async ValueTask<PooledConnection> TakeHealthyAsync(bool async, CancellationToken cancellationToken)
+    private async ValueTask<PooledConnection> TakeHealthyAsync(bool async)
     {
-        var budget = _settings.ValidationTimeout;
-        while (budget > TimeSpan.Zero)
+        var budget = _options.ValidationTimeout;
+        while (true)
         {
-            PooledConnection? pooled;
+            PooledConnection? pooled = null;
             int generation;
             lock (_lock)
             {
-                pooled = _idle.Count == 0 ? null : _idle[_idle.Count - 1];
-                if (pooled is not null)
+                if (_idle.Count > 0)
+                {
+                    pooled = _idle[_idle.Count - 1];
                     _idle.RemoveAt(_idle.Count - 1);
+                    Move(pooled, PooledConnectionState.Checking);
+                }
+
                 generation = _generation;
             }
 
@@ -421,15 +509,27 @@ public sealed class KeepAlivePool : IDisposable
             var now = Now;
             if (pooled.IsExpired(now))
             {
-                Evict(pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
+                Close(pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
                 continue;
             }
 
-            if (!NeedsValidation(pooled, now, generation, _bypassWindow))
+            if (CheckSocket(pooled) is { } closed)
+            {
+                Close(pooled, EvictionReason.SocketClosed, $"{closed} after {PoolSettings.Show(now - pooled.LastAlive)} idle");
+                AdvanceGeneration($"connection {pooled.Id} was {closed}");
+                continue;
+            }
+
+            if (!NeedsValidation(pooled, now, generation, Facts.BypassWindow))
                 return pooled;
+            if (budget <= TimeSpan.Zero)
+            {
+                ToIdle(pooled, newest: false);
+                break;
+            }
 
             var pingStarted = _time.GetTimestamp();
-            var outcome = await PingAsync(pooled, budget, async, cancellationToken).ConfigureAwait(false);
+            var outcome = await PingAsync(pooled, budget, async).ConfigureAwait(false);
             budget -= _time.GetElapsedTime(pingStarted);
             if (RecordValidation(pooled, outcome, generation))
                 return pooled;
@@ -437,63 +537,97 @@ public sealed class KeepAlivePool : IDisposable
             var idleFor = PoolSettings.Show(now - pooled.LastAlive);
             if (outcome == PingOutcome.Timeout)
             {
-                Evict(pooled, EvictionReason.ValidationTimedOut, $"no answer to validation within {PoolSettings.Show(_settings.ValidationTimeout)} after {idleFor} idle; the socket was aborted");
+                Close(pooled, EvictionReason.ValidationTimedOut, $"no answer to validation within {PoolSettings.Show(_options.ValidationTimeout)} after {idleFor} idle; the socket was aborted");
                 AdvanceGeneration($"connection {pooled.Id} timed out on validation");
                 break;
             }
 
-            Evict(pooled, EvictionReason.ValidationFailed, $"dead on validation after {idleFor} idle");
+            Close(pooled, EvictionReason.ValidationFailed, $"dead on validation after {idleFor} idle");
             AdvanceGeneration($"connection {pooled.Id} was found dead on checkout");
-            cancellationToken.ThrowIfCancellationRequested();
         }
 
-        return await CreateAsync(async, cancellationToken).ConfigureAwait(false);
+        return await CreateAsync(async).ConfigureAwait(false);
     }
 
     /// <summary>Whether a checkout must validate this connection first.</summary>
     internal static bool NeedsValidation(PooledConnection pooled, TimeSpan now, int generation, TimeSpan bypassWindow) =>
         pooled.Generation != generation || now - pooled.LastAlive > bypassWindow;
 
-    private async ValueTask<PooledConnection> CreateAsync(bool async, CancellationToken cancellationToken)
+    /// <summary>The socket check: null if the connection may be alive, else why it is not (counted, in words).</summary>
+    private string? CheckSocket(PooledConnection pooled)
+    {
+        if (!_options.SocketCheck)
+            return null;
+        switch (pooled.CheckSocket())
+        {
+            case SocketCheck.Closed:
+                _counters.SocketCheckFailed();
+                return "closed by the server or the network (its socket had reached end of stream)";
+            case SocketCheck.UnexpectedData:
+                _counters.SocketCheckFailed();
+                return "sent bytes while idle (an error packet before the server closed it, or a broken stream)";
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Opens a new physical connection, accounted for from the start (state Opening). Never takes a caller's token: a connect is bounded by the driver's connect timeout, and a cancelled connect is where drivers leak.</summary>
+    private async ValueTask<PooledConnection> CreateAsync(bool async)
     {
         var connection = _driver.CreateConnection(_settings.ConnectionString);
+        var pooled = new PooledConnection(Interlocked.Increment(ref _nextId), connection, Now);
+        lock (_lock)
+        {
+            _all.Add(connection, pooled);
+            _inState[(int)PooledConnectionState.Opening]++;
+        }
+
+        var started = _time.GetTimestamp();
         try
         {
             if (async)
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
             else
                 connection.Open();
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            connection.Dispose();
-            throw ConnectException.From(e, Name);
+            Forget(pooled);
+            throw ConnectException.From(e, Name, _settings.Redact);
+        }
+
+        try
+        {
+            int generation;
+            lock (_lock)
+                generation = _generation;
+            if (generation != Facts.LearnedInGeneration)
+                await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
+            Opened(pooled, generation);
         }
         catch
         {
-            connection.Dispose();
+            Close(pooled, EvictionReason.CleanupFailed, "failed right after it opened");
             throw;
         }
 
-        int generation;
-        lock (_lock)
-            generation = _generation;
-        if (generation != Volatile.Read(ref _waitTimeoutGeneration))
-            await LearnWaitTimeoutAsync(connection, generation, async, cancellationToken).ConfigureAwait(false);
-
-        var now = Now;
-        var id = Interlocked.Increment(ref _nextId);
-        var pooled = new PooledConnection(id, connection, now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection))
-        {
-            Database = connection.Database,
-        };
-        lock (_lock)
-            _all.Add(connection, pooled);
+        s_owners.Remove(connection);
         s_owners.Add(connection, this);
-        Interlocked.Increment(ref _created);
-        _metrics.Created();
-        PoolLog.ConnectionOpened(_logger, Name, id, _driver.Name, pooled.ServerThreadId, null);
+        _counters.Create();
+        _metrics.Created(_time.GetElapsedTime(started));
+        PoolLog.ConnectionOpened(_logger, Name, pooled.Id, _driver.Name, pooled.ServerThreadId, null);
         return pooled;
+    }
+
+    /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime.</summary>
+    private void Opened(PooledConnection pooled, int generation)
+    {
+        var connection = pooled.Connection;
+        var socket = _driver.FindSocket(connection);
+        if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
+            PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
+        var now = Now;
+        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
     }
 
     /// <summary>When a connection created at <paramref name="createdAt"/> retires: the max lifetime less up to 2.5 % of it, so that connections opened together do not retire together.</summary>
@@ -502,7 +636,7 @@ public sealed class KeepAlivePool : IDisposable
 
     /// <summary>When a connection opened now retires; null without a max lifetime.</summary>
     private TimeSpan? ExpiryFrom(TimeSpan now) =>
-        _settings.MaxLifetime > TimeSpan.Zero ? LifetimeExpiry(now, _settings.MaxLifetime, NextRandom()) : null;
+        _options.MaxLifetime > TimeSpan.Zero ? LifetimeExpiry(now, _options.MaxLifetime, NextRandom()) : null;
 
     private static string LifetimeDetail(PooledConnection pooled, TimeSpan now) =>
         $"reached its max lifetime ({PoolSettings.Show(now - pooled.CreatedAt)} old)";
@@ -510,68 +644,35 @@ public sealed class KeepAlivePool : IDisposable
     /// <summary>Counts a validation and, when the connection answered, records it alive in this generation.</summary>
     private bool RecordValidation(PooledConnection pooled, PingOutcome outcome, int generation)
     {
-        Interlocked.Increment(ref _validations);
-        _metrics.Validated(outcome.ToString().ToLowerInvariant());
+        _counters.Validate(outcome == PingOutcome.Ok);
         if (outcome != PingOutcome.Ok)
-        {
-            Interlocked.Increment(ref _validationFailures);
             return false;
-        }
-
         pooled.LastAlive = Now;
         pooled.Generation = generation;
         return true;
     }
 
     /// <summary>The keepalive interval for a server wait_timeout: half of it, capped by the configured interval, never under 250 ms.</summary>
-    internal static TimeSpan? KeepAliveIntervalFor(TimeSpan configured, TimeSpan? serverWaitTimeout)
-    {
-        if (configured <= TimeSpan.Zero)
-            return null;
-        if (serverWaitTimeout is not { } wait || wait <= TimeSpan.Zero)
-            return configured;
-        var half = TimeSpan.FromTicks(wait.Ticks / 2);
-        var interval = half < configured ? half : configured;
-        return interval < PoolSettings.MinimumKeepAliveInterval ? PoolSettings.MinimumKeepAliveInterval : interval;
-    }
+    internal static TimeSpan? KeepAliveIntervalFor(TimeSpan configured, TimeSpan? serverWaitTimeout) =>
+        ServerFacts.KeepAliveIntervalFor(configured, serverWaitTimeout);
 
-    private TimeSpan BypassWindowFor(TimeSpan? keepAliveInterval, TimeSpan? serverWaitTimeout)
-    {
-        // The window must stay well inside the time a connection can idle safely, however short the
-        // server's wait_timeout is.
-        var window = _settings.ValidationBypassWindow;
-        if (keepAliveInterval is { } interval)
-            window = Min(window, TimeSpan.FromTicks(interval.Ticks / 2));
-        if (serverWaitTimeout is { } wait && wait > TimeSpan.Zero)
-            window = Min(window, TimeSpan.FromTicks(wait.Ticks / 4));
-        return window;
-    }
-
-    private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, bool async, CancellationToken cancellationToken)
+    private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, bool async)
     {
         TimeSpan? waitTimeout = null;
         try
         {
-            waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _settings.ValidationTimeout, async, cancellationToken).ConfigureAwait(false);
+            waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _options.ValidationTimeout, async, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException)
+        catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
         {
             PoolLog.WaitTimeoutUnknown(_logger, Name, e.Message, e);
         }
 
-        TimeSpan? interval;
-        lock (_lock)
-        {
-            _waitTimeoutGeneration = generation;
-            if (waitTimeout is null)
-                return;
-            _waitTimeout = waitTimeout;
-            interval = KeepAliveIntervalFor(_settings.KeepAliveInterval, waitTimeout);
-            _keepAliveInterval = interval;
-            _bypassWindow = BypassWindowFor(interval, waitTimeout);
-        }
-
-        PoolLog.KeepAliveIntervalChosen(_logger, Name, waitTimeout.Value.TotalSeconds, interval?.TotalSeconds ?? 0, null);
+        var facts = ServerFacts.From(_options, waitTimeout ?? Facts.WaitTimeout, generation);
+        var previous = Interlocked.Exchange(ref _facts, facts);
+        if (waitTimeout is null || previous.WaitTimeout == waitTimeout)
+            return;
+        PoolLog.KeepAliveIntervalChosen(_logger, Name, waitTimeout.Value.TotalSeconds, facts.KeepAliveInterval?.TotalSeconds ?? 0, null);
         RescheduleHousekeeping();
     }
 
@@ -616,7 +717,7 @@ public sealed class KeepAlivePool : IDisposable
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
         {
-            return (EvictionReason.CleanupFailed, $"could not roll back or restore its session for the next caller: {e.Message}");
+            return (EvictionReason.CleanupFailed, $"could not roll back or restore its session for the next caller: {_settings.Redact(e.Message)}");
         }
 
         return (null, null);
@@ -624,43 +725,73 @@ public sealed class KeepAlivePool : IDisposable
 
     // ---- housekeeping -----------------------------------------------------------------------
 
-    private void OnTimer()
+    /// <summary>Asks the housekeeping thread for a run (the injected clock's timer does, and so does a MinIdle shortfall).</summary>
+    private void RequestHousekeeping()
     {
-        // The timer is one-shot and re-armed when a run has finished; the flag also covers a
-        // re-arm from elsewhere (a new wait_timeout) landing while a run is in progress.
-        if (IsDisposed || Interlocked.Exchange(ref _housekeepingRunning, 1) != 0)
-            return;
-        _housekeeping = RunHousekeepingAsync();
-    }
-
-    private async Task RunHousekeepingAsync()
-    {
+        lock (_runLock)
+            _nextRun ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
-            await HousekeepAsync(_shutdown.Token).ConfigureAwait(false);
+            _wake.Set();
         }
-        catch (OperationCanceledException) when (_shutdown.IsCancellationRequested)
+        catch (ObjectDisposedException)
         {
-            // Disposed mid-run.
         }
-        catch (Exception e)
+    }
+
+    private void HousekeepingLoop()
+    {
+        while (true)
         {
-            PoolLog.HousekeepingFailed(_logger, Name, e);
-        }
-        finally
-        {
-            Volatile.Write(ref _housekeepingRunning, 0);
-            RescheduleHousekeeping();
+            // On the real clock the thread keeps its own time: a timer callback would wait for a
+            // thread-pool thread, and a starved pool would then stop the keepalive.
+            if (_timer is null)
+                _wake.WaitOne(HousekeepingPeriod);
+            else
+                _wake.WaitOne();
+
+            TaskCompletionSource<bool> run;
+            lock (_runLock)
+            {
+                run = _nextRun ?? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _nextRun = null;
+                _currentRun = run;
+            }
+
+            if (IsDisposed)
+            {
+                run.TrySetResult(false);
+                return;
+            }
+
+            try
+            {
+                Housekeep();
+            }
+            catch (OperationCanceledException) when (IsDisposed)
+            {
+            }
+#pragma warning disable CA1031 // The housekeeping thread must never die: a failed run is logged and the next one runs.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                PoolLog.HousekeepingFailed(_logger, Name, e);
+            }
+            finally
+            {
+                run.TrySetResult(true);
+                RescheduleHousekeeping();
+            }
         }
     }
 
     private void RescheduleHousekeeping()
     {
-        if (IsDisposed || _timer is null)
+        if (IsDisposed)
             return;
         try
         {
-            _timer.Change(HousekeepingPeriod, Timeout.InfiniteTimeSpan);
+            _timer?.Change(HousekeepingPeriod, Timeout.InfiniteTimeSpan);
         }
         catch (ObjectDisposedException)
         {
@@ -668,13 +799,14 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
-    /// <summary>One housekeeping run: retire, keep alive, report leaks, refill the minimum.</summary>
-    internal async Task HousekeepAsync(CancellationToken cancellationToken)
+    /// <summary>One housekeeping run, on the housekeeping thread: retire, drop what the server closed, report leaks, keep alive, refill the minimum.</summary>
+    private void Housekeep()
     {
         RetireIdle();
+        DropClosedIdle();
         ReportLeaks();
-        await KeepAliveAsync(cancellationToken).ConfigureAwait(false);
-        await RefillMinIdleAsync(cancellationToken).ConfigureAwait(false);
+        KeepAlive();
+        RefillMinIdle();
     }
 
     private void RetireIdle()
@@ -691,7 +823,7 @@ public sealed class KeepAlivePool : IDisposable
                 {
                     retired.Add((pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now)));
                 }
-                else if (_settings.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _settings.IdleTimeout && _all.Count - retired.Count > _settings.MinIdle)
+                else if (_options.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _options.IdleTimeout && _all.Count - retired.Count > _options.MinIdle)
                 {
                     retired.Add((pooled, EvictionReason.IdleTimeout, $"idle for {PoolSettings.Show(now - pooled.LastUsed)}"));
                 }
@@ -701,16 +833,43 @@ public sealed class KeepAlivePool : IDisposable
                 }
 
                 _idle.RemoveAt(i--);
+                Move(pooled, PooledConnectionState.Checking);
             }
         }
 
         foreach (var (pooled, reason, detail) in retired)
-            Evict(pooled, reason, detail);
+            Close(pooled, reason, detail);
+    }
+
+    /// <summary>Closes idle connections whose socket shows the server or the network closed them: no ping needed.</summary>
+    private void DropClosedIdle()
+    {
+        if (!_options.SocketCheck)
+            return;
+        List<PooledConnection> idle;
+        lock (_lock)
+            idle = [.. _idle];
+        foreach (var pooled in idle)
+        {
+            if (pooled.CheckSocket() is SocketCheck.Open or SocketCheck.Unknown)
+                continue;
+            lock (_lock)
+            {
+                if (pooled.State != PooledConnectionState.Idle)
+                    continue; // A caller took it meanwhile; its checkout checks it again.
+                _idle.Remove(pooled);
+                Move(pooled, PooledConnectionState.Checking);
+            }
+
+            var closed = CheckSocket(pooled) ?? "closed by the server or the network";
+            Close(pooled, EvictionReason.SocketClosed, $"{closed}; found by the keepalive sweep after {PoolSettings.Show(Now - pooled.LastAlive)} idle");
+            AdvanceGeneration($"connection {pooled.Id} was {closed}");
+        }
     }
 
     private void ReportLeaks()
     {
-        if (_settings.LeakDetectionThreshold <= TimeSpan.Zero)
+        if (_options.LeakDetectionThreshold <= TimeSpan.Zero)
             return;
         var now = Now;
         List<PooledConnection> leaked = [];
@@ -718,7 +877,7 @@ public sealed class KeepAlivePool : IDisposable
         {
             foreach (var pooled in _all.Values)
             {
-                if (pooled.IsLeased && !pooled.LeakReported && now - pooled.LeasedAt >= _settings.LeakDetectionThreshold)
+                if (pooled.State == PooledConnectionState.Leased && !pooled.LeakReported && now - pooled.LeasedAt >= _options.LeakDetectionThreshold)
                 {
                     pooled.LeakReported = true;
                     leaked.Add(pooled);
@@ -731,9 +890,9 @@ public sealed class KeepAlivePool : IDisposable
     }
 
     /// <summary>Pings, one at a time, every idle connection that has idled a keepalive interval or predates the current generation.</summary>
-    private async Task KeepAliveAsync(CancellationToken cancellationToken)
+    private void KeepAlive()
     {
-        if (_keepAliveInterval is not { } interval)
+        if (Facts.KeepAliveInterval is not { } interval)
             return;
         var now = Now;
         List<PooledConnection> due;
@@ -746,45 +905,37 @@ public sealed class KeepAlivePool : IDisposable
 
         foreach (var pooled in due)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-
             // A slot, so that a connection out for its ping still counts against MaxPoolSize. If
             // none is free, every connection is busy and nothing idles long enough to need a ping.
-            if (!_slots.Wait(0, cancellationToken))
+            if (IsDisposed || !_slots.Wait(0))
                 return;
             try
             {
                 lock (_lock)
                 {
-                    if (!_idle.Remove(pooled))
+                    if (pooled.State != PooledConnectionState.Idle)
                         continue; // A caller took it meanwhile: its checkout validates it.
+                    _idle.Remove(pooled);
+                    Move(pooled, PooledConnectionState.Checking);
                 }
 
-                var outcome = await PingAsync(pooled, _settings.ValidationTimeout, async: true, cancellationToken).ConfigureAwait(false);
+#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
+                var outcome = PingAsync(pooled, _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
+#pragma warning restore CA2012
                 PoolLog.KeepAlivePinged(_logger, Name, pooled.Id, (now - pooled.LastAlive).TotalSeconds, outcome.ToString(), null);
-                Interlocked.Increment(ref _keepAlivePings);
-                _metrics.KeepAlivePinged(outcome.ToString().ToLowerInvariant());
+                _counters.KeepAlivePing(outcome == PingOutcome.Ok);
                 if (outcome == PingOutcome.Ok)
                 {
                     pooled.LastAlive = Now;
                     pooled.Generation = generation;
-                    lock (_lock)
-                    {
-                        if (!IsDisposed)
-                        {
-                            _idle.Insert(0, pooled);
-                            continue;
-                        }
-                    }
-
-                    Evict(pooled, EvictionReason.PoolDisposed, "the pool was disposed");
+                    ToIdle(pooled, newest: false);
                     continue;
                 }
 
                 var detail = outcome == PingOutcome.Timeout
-                    ? $"no answer to the keepalive ping within {PoolSettings.Show(_settings.ValidationTimeout)}; the socket was aborted"
+                    ? $"no answer to the keepalive ping within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted"
                     : $"dead on the keepalive ping after {PoolSettings.Show(now - pooled.LastAlive)} idle";
-                Evict(pooled, EvictionReason.KeepAliveFailed, detail);
+                Close(pooled, EvictionReason.KeepAliveFailed, detail);
                 AdvanceGeneration($"connection {pooled.Id} failed its keepalive ping");
             }
             finally
@@ -794,23 +945,24 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
-    private async Task RefillMinIdleAsync(CancellationToken cancellationToken)
+    private void RefillMinIdle()
     {
         while (!IsDisposed)
         {
             lock (_lock)
             {
-                if (_all.Count >= _settings.MinIdle)
+                if (_all.Count >= _options.MinIdle)
                     return;
             }
 
-            if (!_slots.Wait(0, cancellationToken))
+            if (!_slots.Wait(0))
                 return;
             try
             {
-                var pooled = await CreateAsync(async: true, cancellationToken).ConfigureAwait(false);
-                lock (_lock)
-                    _idle.Insert(0, pooled);
+#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
+                var pooled = CreateAsync(async: false).GetAwaiter().GetResult();
+#pragma warning restore CA2012
+                ToIdle(pooled, newest: false);
             }
             catch (Exception e) when (e is ConnectException or DbException or TimeoutException)
             {
@@ -834,34 +986,84 @@ public sealed class KeepAlivePool : IDisposable
     }
 
     /// <summary>
-    /// Pings a connection that nobody else holds, bounded by <paramref name="timeout"/>: when it
-    /// expires (or the caller cancels, or the pool is disposed) the socket under the driver is
-    /// closed, which ends a ping that a blackholed path would otherwise hold for minutes.
+    /// Pings a connection that nobody else holds, bounded by <paramref name="timeout"/> of the server's
+    /// silence: when it passes with nothing to read on the socket (or the pool is disposed), the socket
+    /// under the driver is closed, which ends a ping that a blackholed path would otherwise hold for
+    /// minutes. An answer that has arrived but waits for a thread to read it is not silence.
     /// </summary>
-    private async ValueTask<PingOutcome> PingAsync(PooledConnection pooled, TimeSpan timeout, bool async, CancellationToken cancellationToken)
+    private async ValueTask<PingOutcome> PingAsync(PooledConnection pooled, TimeSpan timeout, bool async)
     {
-        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _shutdown.Token);
-        bound.CancelAfter(timeout);
         bool alive;
-        using (bound.Token.Register(() => _driver.Abort(pooled.Connection)))
+        using (var watch = new ValidationWatch(this, pooled, timeout))
         {
-            alive = _settings.ValidationQuery is { } query
-                ? await RunValidationQueryAsync(pooled.Connection, query, timeout, async, bound.Token).ConfigureAwait(false)
-                : await _driver.PingAsync(pooled.Connection, async, bound.Token).ConfigureAwait(false);
+            alive = _options.ValidationQuery is { } query
+                ? await RunValidationQueryAsync(pooled.Connection, query, timeout, async).ConfigureAwait(false)
+                : await _driver.PingAsync(pooled.Connection, async, CancellationToken.None).ConfigureAwait(false);
+            if (!watch.Finish())
+                return PingOutcome.Timeout;
         }
 
-        if (alive && pooled.Connection.State == ConnectionState.Open && !bound.IsCancellationRequested)
-            return PingOutcome.Ok;
-        if (cancellationToken.IsCancellationRequested)
-        {
-            Evict(pooled, EvictionReason.ValidationTimedOut, "the caller cancelled its checkout during validation; the socket was aborted");
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-
-        return bound.IsCancellationRequested ? PingOutcome.Timeout : PingOutcome.Failed;
+        return alive && pooled.Connection.State == ConnectionState.Open ? PingOutcome.Ok : PingOutcome.Failed;
     }
 
-    private static async ValueTask<bool> RunValidationQueryAsync(DbConnection connection, string query, TimeSpan timeout, bool async, CancellationToken cancellationToken)
+    /// <summary>The deadline of one validation: aborts the socket after the server has been silent for the timeout.</summary>
+    private sealed class ValidationWatch : IDisposable
+    {
+        private readonly KeepAlivePool _pool;
+        private readonly PooledConnection _pooled;
+        private readonly TimeSpan _timeout;
+        private readonly ITimer _timer;
+        private readonly CancellationTokenRegistration _shutdown;
+        private int _state; // 0 running, 1 finished, 2 aborted
+
+        public ValidationWatch(KeepAlivePool pool, PooledConnection pooled, TimeSpan timeout)
+        {
+            _pool = pool;
+            _pooled = pooled;
+            _timeout = timeout;
+            _timer = pool._time.CreateTimer(static s => ((ValidationWatch)s!).OnDeadline(), this, timeout, Timeout.InfiniteTimeSpan);
+            _shutdown = pool._shutdown.Token.Register(static s => ((ValidationWatch)s!).Abort(), this);
+        }
+
+        /// <summary>Ends the watch; false if the deadline (or the shutdown) aborted the connection first.</summary>
+        public bool Finish() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
+
+        public void Dispose()
+        {
+            _timer.Dispose();
+            _shutdown.Dispose();
+        }
+
+        private void OnDeadline()
+        {
+            if (Volatile.Read(ref _state) != 0)
+                return;
+            if (_pooled.CheckSocket() == SocketCheck.UnexpectedData)
+            {
+                // The server has answered; the reply waits for a thread to read it (a starved thread
+                // pool). That is not the server's silence: give it another period.
+                try
+                {
+                    _timer.Change(_timeout, Timeout.InfiniteTimeSpan);
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+
+                return;
+            }
+
+            Abort();
+        }
+
+        private void Abort()
+        {
+            if (Interlocked.CompareExchange(ref _state, 2, 0) == 0)
+                _pool.AbortSocket(_pooled);
+        }
+    }
+
+    private static async ValueTask<bool> RunValidationQueryAsync(DbConnection connection, string query, TimeSpan timeout, bool async)
     {
         try
         {
@@ -869,7 +1071,7 @@ public sealed class KeepAlivePool : IDisposable
             command.CommandText = query;
             command.CommandTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
             if (async)
-                await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                await command.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
             else
                 command.ExecuteScalar();
             return true;
@@ -883,9 +1085,10 @@ public sealed class KeepAlivePool : IDisposable
     }
 
     /// <summary>Opens a held connection's object again on a new physical connection.</summary>
-    private void Reopen(PooledConnection pooled, string why, TimeSpan idle)
+    private void Reopen(PooledConnection pooled, EvictionReason reason, string why, TimeSpan idle)
     {
         var connection = pooled.Connection;
+        AbortSocket(pooled);
         try
         {
             connection.Close();
@@ -896,54 +1099,142 @@ public sealed class KeepAlivePool : IDisposable
         {
         }
 
+        _counters.Evict(reason);
+        PoolLog.ConnectionEvicted(_logger, Name, pooled.Id, reason, $"held connection {why}; reopening it in place", null);
         try
         {
             // The driver dropped the password from ConnectionString when it first opened.
             connection.ConnectionString = _settings.ConnectionString;
             connection.Open();
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            throw ConnectException.From(e, Name);
+            // Never leave the password where the holder can read it.
+            connection.ConnectionString = _settings.PublicConnectionString;
+            throw ConnectException.From(e, Name, _settings.Redact);
         }
 
-        var now = Now;
         int generation;
         lock (_lock)
             generation = _generation;
-        pooled.Renew(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection));
-        pooled.Database = connection.Database;
-        Interlocked.Increment(ref _reopened);
-        Interlocked.Increment(ref _created);
-        _metrics.Created();
+        Opened(pooled, generation);
+        _counters.Reopen();
+        _counters.Create();
         PoolLog.ConnectionReopened(_logger, Name, pooled.Id, why, idle.TotalSeconds, null);
     }
 
-    /// <summary>Closes a connection that is out of the idle list and no caller holds, and forgets it.</summary>
-    private void Evict(PooledConnection pooled, EvictionReason reason, string detail)
+    // ---- states -------------------------------------------------------------------------------
+
+    /// <summary>The one place a connection changes state. Under the lock.</summary>
+    private void Move(PooledConnection pooled, PooledConnectionState to)
+    {
+        Debug.Assert(Monitor.IsEntered(_lock), "state changes happen under the pool's lock");
+        _inState[(int)pooled.State]--;
+        pooled.State = to;
+        _inState[(int)to]++;
+    }
+
+    /// <summary>Hands a connection that was opened or checked for a caller to that caller.</summary>
+    private void ToLeased(PooledConnection pooled)
     {
         lock (_lock)
         {
-            if (!_all.Remove(pooled.Connection))
-                return;
-            if (pooled.IsLeased)
+            if (!IsDisposed)
             {
-                pooled.IsLeased = false;
-                _leased--;
+                Move(pooled, PooledConnectionState.Leased);
+                pooled.LeasedAt = Now;
+                pooled.LeakReported = false;
+                return;
             }
         }
 
-        s_owners.Remove(pooled.Connection);
-        Interlocked.Increment(ref _evicted);
-        _metrics.Evicted(reason);
+        Close(pooled, EvictionReason.PoolDisposed, "the pool was disposed while it was being checked out");
+        ThrowIfDisposed();
+    }
+
+    /// <summary>The one way back to the idle list; a disposed pool refuses and closes the connection.</summary>
+    private void ToIdle(PooledConnection pooled, bool newest)
+    {
+        lock (_lock)
+        {
+            if (!IsDisposed)
+            {
+                Move(pooled, PooledConnectionState.Idle);
+                if (newest)
+                    _idle.Add(pooled);
+                else
+                    _idle.Insert(0, pooled);
+                return;
+            }
+        }
+
+        Close(pooled, EvictionReason.PoolDisposed, "the pool was disposed");
+    }
+
+    /// <summary>The one drain of the idle list, shared by Clear and Dispose. Under the lock.</summary>
+    private List<PooledConnection> TakeAllIdleLocked()
+    {
+        var idle = new List<PooledConnection>(_idle);
+        _idle.Clear();
+        foreach (var pooled in idle)
+            Move(pooled, PooledConnectionState.Checking);
+        return idle;
+    }
+
+    /// <summary>Closes a connection that is out of the idle list, once, and forgets it.</summary>
+    private void Close(PooledConnection pooled, EvictionReason reason, string detail)
+    {
+        lock (_lock)
+        {
+            if (pooled.State is PooledConnectionState.Closing or PooledConnectionState.Closed)
+                return;
+            if (pooled.State == PooledConnectionState.Idle)
+                _idle.Remove(pooled);
+            Move(pooled, PooledConnectionState.Closing);
+        }
+
+        _counters.Evict(reason);
         PoolLog.ConnectionEvicted(_logger, Name, pooled.Id, reason, detail, null);
+        if (reason is EvictionReason.ValidationTimedOut or EvictionReason.KeepAliveFailed)
+            AbortSocket(pooled); // Never let Close wait on a dead socket.
+        Forget(pooled);
+        if (_options.MinIdle > 0 && !IsDisposed)
+            RequestHousekeeping();
+    }
+
+    /// <summary>Disposes the driver's connection and drops the pool's record of it (Closing or Opening to Closed).</summary>
+    private void Forget(PooledConnection pooled)
+    {
         try
         {
-            if (reason is EvictionReason.ValidationTimedOut or EvictionReason.KeepAliveFailed)
-                _driver.Abort(pooled.Connection); // Never let Close wait on a dead socket.
             pooled.Connection.Dispose();
         }
 #pragma warning disable CA1031 // Closing a dead connection may fail in any way the driver likes; it is gone either way.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        s_owners.Remove(pooled.Connection);
+        lock (_lock)
+        {
+            _all.Remove(pooled.Connection);
+            Move(pooled, PooledConnectionState.Closed);
+            if (IsDisposed)
+                Monitor.PulseAll(_lock);
+        }
+    }
+
+    private void AbortSocket(PooledConnection pooled)
+    {
+        try
+        {
+            if (pooled.Socket is { } socket)
+                SocketAborter.Abort(socket);
+            else
+                _driver.Abort(pooled.Connection);
+        }
+#pragma warning disable CA1031 // Aborting is best effort: the connection is being dropped anyway.
         catch (Exception)
 #pragma warning restore CA1031
         {
@@ -961,10 +1252,10 @@ public sealed class KeepAlivePool : IDisposable
     private PoolTimeoutException TimeoutError()
     {
         var statistics = GetStatistics();
-        _metrics.TimedOut();
+        _counters.TimeOut();
         PoolLog.PoolTimeout(_logger, Name, statistics.ToString(), null);
         return new PoolTimeoutException(
-            $"Timed out after {PoolSettings.Show(_settings.ConnectionTimeout)} waiting for a connection from pool '{Name}' ({statistics}). " +
+            $"Timed out after {PoolSettings.Show(_options.ConnectionTimeout)} waiting for a connection from pool '{Name}' ({statistics}). " +
             $"Every connection is in use: return connections sooner (enable {KeepAliveProperties.LeakDetectionThreshold} to find ones never returned), " +
             $"raise {KeepAliveProperties.MaxPoolSize}, or raise {KeepAliveProperties.ConnectionTimeout}.")
         {

@@ -5,60 +5,54 @@ using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 
-/// <summary>The options of one pool, checked once and frozen (the pool never reads <see cref="KeepAliveOptions"/> again).</summary>
+/// <summary>
+/// The options of one pool, checked once and frozen: a validated copy of <see cref="KeepAliveOptions"/>
+/// (each option is declared there, once) plus what is derived from it. The pool never reads the
+/// caller's options object again.
+/// </summary>
 internal sealed class PoolSettings
 {
-    /// <summary>The largest share of <see cref="MaxLifetime"/> that the jitter takes off one connection's lifetime.</summary>
+    /// <summary>The largest share of <see cref="KeepAliveOptions.MaxLifetime"/> that the jitter takes off one connection's lifetime.</summary>
     internal const double LifetimeJitterFraction = 0.025;
+
+    /// <summary>The most connections one pool may hold: far above any server's max_connections.</summary>
+    internal const int MaxPoolSizeLimit = 10_000;
 
     /// <summary>The keepalive interval never goes below this, however short the server's wait_timeout.</summary>
     internal static readonly TimeSpan MinimumKeepAliveInterval = TimeSpan.FromMilliseconds(250);
 
-    private PoolSettings(KeepAliveOptions o, DriverAdapter driver, string connectionString, string poolName)
+    /// <summary>The longest wait a caller may be asked to accept (connection, validation, shutdown grace): one hour.</summary>
+    internal static readonly TimeSpan MaxWait = TimeSpan.FromHours(1);
+
+    /// <summary>The longest period any option may set (lifetimes, intervals): 24 days, what a timer can hold.</summary>
+    internal static readonly TimeSpan MaxPeriod = TimeSpan.FromDays(24);
+
+    private PoolSettings(KeepAliveOptions options, DriverAdapter driver, PreparedConnectionString prepared, string poolName)
     {
+        Options = options;
         Driver = driver;
-        ConnectionString = connectionString;
+        ConnectionString = prepared.WithPassword;
+        PublicConnectionString = prepared.WithoutPassword;
+        Password = prepared.Password;
         PoolName = poolName;
-        MaxPoolSize = o.MaxPoolSize;
-        MinIdle = o.MinIdle;
-        ConnectionTimeout = o.ConnectionTimeout;
-        ValidationTimeout = o.ValidationTimeout;
-        ValidationBypassWindow = o.ValidationBypassWindow;
-        ValidationQuery = o.ValidationQuery;
-        MaxLifetime = o.MaxLifetime;
-        IdleTimeout = o.IdleTimeout;
-        KeepAliveInterval = o.KeepAliveInterval;
-        LeakDetectionThreshold = o.LeakDetectionThreshold;
-        LoggerFactory = o.LoggerFactory ?? NullLoggerFactory.Instance;
-        TimeProvider = o.TimeProvider ?? TimeProvider.System;
+        LoggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        TimeProvider = options.TimeProvider ?? TimeProvider.System;
     }
+
+    /// <summary>The validated copy of the options.</summary>
+    public KeepAliveOptions Options { get; }
 
     public DriverAdapter Driver { get; }
 
     /// <summary>The connection string with the driver's pooling turned off. It keeps the password: drivers drop it from a connection's own ConnectionString once it is open.</summary>
     public string ConnectionString { get; }
 
+    /// <summary>The same without the password: what a connection that is not open shows its holder.</summary>
+    public string PublicConnectionString { get; }
+
+    private string? Password { get; }
+
     public string PoolName { get; }
-
-    public int MaxPoolSize { get; }
-
-    public int MinIdle { get; }
-
-    public TimeSpan ConnectionTimeout { get; }
-
-    public TimeSpan ValidationTimeout { get; }
-
-    public TimeSpan ValidationBypassWindow { get; }
-
-    public string? ValidationQuery { get; }
-
-    public TimeSpan MaxLifetime { get; }
-
-    public TimeSpan IdleTimeout { get; }
-
-    public TimeSpan KeepAliveInterval { get; }
-
-    public TimeSpan LeakDetectionThreshold { get; }
 
     public ILoggerFactory LoggerFactory { get; }
 
@@ -68,30 +62,43 @@ internal sealed class PoolSettings
     {
         if (options is null)
             throw new ArgumentNullException(nameof(options));
-        Validate(options);
-        driver ??= DriverAdapter.Resolve(options.Driver);
-        var (connectionString, defaultName) = driver.PrepareConnectionString(options.ConnectionString!);
-        return new PoolSettings(options, driver, connectionString, string.IsNullOrWhiteSpace(options.PoolName) ? defaultName : options.PoolName!.Trim());
+        var copy = options.Clone();
+        Validate(copy);
+        driver ??= DriverAdapter.Resolve(copy.Driver);
+        var prepared = driver.PrepareConnectionString(copy.ConnectionString!);
+        var name = string.IsNullOrWhiteSpace(copy.PoolName) ? prepared.DefaultPoolName : copy.PoolName!.Trim();
+        if (prepared.Password is { Length: > 0 } password && name.Contains(password))
+            throw Error($"The pool name ({KeepAliveProperties.PoolName}) contains the connection's password; choose another name.");
+        return new PoolSettings(copy, driver, prepared, name);
     }
+
+    /// <summary>Removes the password from a text a user may read (an exception message, a log line).</summary>
+    public string Redact(string text) =>
+        Password is { Length: > 0 } password && text is not null ? text.Replace(password, "***") : text!;
 
     /// <summary>Checks each value and the values against each other; the message names the property to fix.</summary>
     internal static void Validate(KeepAliveOptions o)
     {
         if (string.IsNullOrWhiteSpace(o.ConnectionString))
             throw Error("No connection string was given: set KeepAliveOptions.ConnectionString (or NHibernate's connection.connection_string / connection.connection_string_name).");
-        if (o.MaxPoolSize < 1)
-            throw Error($"MaxPoolSize ({KeepAliveProperties.MaxPoolSize}) is {o.MaxPoolSize}; it must be at least 1.");
+        if (o.MaxPoolSize < 1 || o.MaxPoolSize > MaxPoolSizeLimit)
+            throw Error($"MaxPoolSize ({KeepAliveProperties.MaxPoolSize}) is {o.MaxPoolSize}; it must be between 1 and {MaxPoolSizeLimit}.");
         if (o.MinIdle < 0)
             throw Error($"MinIdle ({KeepAliveProperties.MinIdle}) is {o.MinIdle}; it must be 0 or more.");
         if (o.MinIdle > o.MaxPoolSize)
             throw Error($"MinIdle ({KeepAliveProperties.MinIdle}) is {o.MinIdle}, more than MaxPoolSize ({KeepAliveProperties.MaxPoolSize}) {o.MaxPoolSize}; lower MinIdle or raise MaxPoolSize.");
-        Positive(o.ConnectionTimeout, "ConnectionTimeout", KeepAliveProperties.ConnectionTimeout);
-        Positive(o.ValidationTimeout, "ValidationTimeout", KeepAliveProperties.ValidationTimeout);
-        NotNegative(o.ValidationBypassWindow, "ValidationBypassWindow", KeepAliveProperties.ValidationBypassWindow);
-        NotNegative(o.MaxLifetime, "MaxLifetime", KeepAliveProperties.MaxLifetime);
-        NotNegative(o.IdleTimeout, "IdleTimeout", KeepAliveProperties.IdleTimeout);
-        NotNegative(o.KeepAliveInterval, "KeepAliveInterval", KeepAliveProperties.KeepAliveInterval);
-        NotNegative(o.LeakDetectionThreshold, "LeakDetectionThreshold", KeepAliveProperties.LeakDetectionThreshold);
+        InRange(o.ConnectionTimeout, "ConnectionTimeout", KeepAliveProperties.ConnectionTimeout, MaxWait, zeroAllowed: false);
+        InRange(o.ValidationTimeout, "ValidationTimeout", KeepAliveProperties.ValidationTimeout, MaxWait, zeroAllowed: false);
+        InRange(o.ShutdownGracePeriod, "ShutdownGracePeriod", KeepAliveProperties.ShutdownGracePeriod, MaxWait, zeroAllowed: true);
+        InRange(o.ValidationBypassWindow, "ValidationBypassWindow", KeepAliveProperties.ValidationBypassWindow, MaxWait, zeroAllowed: true);
+        InRange(o.MaxLifetime, "MaxLifetime", KeepAliveProperties.MaxLifetime, MaxPeriod, zeroAllowed: true);
+        InRange(o.IdleTimeout, "IdleTimeout", KeepAliveProperties.IdleTimeout, MaxPeriod, zeroAllowed: true);
+        InRange(o.KeepAliveInterval, "KeepAliveInterval", KeepAliveProperties.KeepAliveInterval, MaxPeriod, zeroAllowed: true);
+        InRange(o.LeakDetectionThreshold, "LeakDetectionThreshold", KeepAliveProperties.LeakDetectionThreshold, MaxPeriod, zeroAllowed: true);
+        if (o.Driver is not (MySqlDriver.Auto or MySqlDriver.MySqlData or MySqlDriver.MySqlConnector))
+            throw Error($"Driver ({KeepAliveProperties.Driver}) is {(int)o.Driver}; use Auto, MySqlData or MySqlConnector.");
+        if (o.SessionReset is not (SessionResetPolicy.Auto or SessionResetPolicy.Always or SessionResetPolicy.Never))
+            throw Error($"SessionReset ({KeepAliveProperties.SessionReset}) is {(int)o.SessionReset}; use Auto, Always or Never.");
         if (o.ValidationTimeout >= o.ConnectionTimeout)
         {
             throw Error($"ValidationTimeout ({KeepAliveProperties.ValidationTimeout}) is {Show(o.ValidationTimeout)}, not shorter than ConnectionTimeout ({KeepAliveProperties.ConnectionTimeout}) {Show(o.ConnectionTimeout)}: a caller could wait on one ping for longer than it may wait at all. Lower ValidationTimeout.");
@@ -111,16 +118,12 @@ internal sealed class PoolSettings
             throw Error("ValidationQuery is blank; leave it null to validate with the protocol ping.");
     }
 
-    private static void Positive(TimeSpan value, string name, string property)
+    private static void InRange(TimeSpan value, string name, string property, TimeSpan max, bool zeroAllowed)
     {
-        if (value <= TimeSpan.Zero)
-            throw Error($"{name} ({property}) is {Show(value)}; it must be more than zero.");
-    }
-
-    private static void NotNegative(TimeSpan value, string name, string property)
-    {
-        if (value < TimeSpan.Zero)
-            throw Error($"{name} ({property}) is {Show(value)}; it must not be negative (zero turns it off).");
+        if (value < TimeSpan.Zero || (!zeroAllowed && value == TimeSpan.Zero))
+            throw Error($"{name} ({property}) is {Show(value)}; it must be {(zeroAllowed ? "zero (off) or more" : "more than zero")}.");
+        if (value > max)
+            throw Error($"{name} ({property}) is {Show(value)}; it must be at most {Show(max)}.");
     }
 
     private static KeepAliveConfigurationException Error(string message) => new("Invalid NHKeepAlive options: " + message);

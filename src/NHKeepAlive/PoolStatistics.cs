@@ -5,30 +5,42 @@ namespace NHKeepAlive;
 /// <summary>A snapshot of a pool's state and counters.</summary>
 public sealed class PoolStatistics
 {
-    internal PoolStatistics(int active, int idle, int pending, int maxPoolSize, int generation, TimeSpan? keepAliveInterval, TimeSpan? serverWaitTimeout, long created, long evicted, long validations, long validationFailures, long keepAlivePings)
+    internal PoolStatistics(int active, int idle, int opening, int checking, int pending, int maxPoolSize, int generation, ServerFacts facts, PoolCounters counters)
     {
         Active = active;
         Idle = idle;
+        Opening = opening;
+        Checking = checking;
         Pending = pending;
         MaxPoolSize = maxPoolSize;
         Generation = generation;
-        KeepAliveInterval = keepAliveInterval;
-        ServerWaitTimeout = serverWaitTimeout;
-        Created = created;
-        Evicted = evicted;
-        Validations = validations;
-        ValidationFailures = validationFailures;
-        KeepAlivePings = keepAlivePings;
+        KeepAliveInterval = facts.KeepAliveInterval;
+        ServerWaitTimeout = facts.WaitTimeout;
+        Created = counters.Created;
+        Evicted = counters.Evicted;
+        Validations = counters.Validations;
+        ValidationFailures = counters.ValidationFailures;
+        SocketCheckFailures = counters.SocketCheckFailures;
+        KeepAlivePings = counters.KeepAlivePings;
+        Reopened = counters.Reopened;
+        Timeouts = counters.Timeouts;
+        SessionResets = counters.SessionResets;
     }
 
-    /// <summary>Connections held by callers.</summary>
+    /// <summary>Connections on loan to callers.</summary>
     public int Active { get; }
 
     /// <summary>Open connections waiting in the pool.</summary>
     public int Idle { get; }
 
-    /// <summary>Connections held by callers or waiting in the pool: <see cref="Active"/> + <see cref="Idle"/> (one out for a keepalive ping or being opened is in neither, for that moment).</summary>
-    public int Total => Active + Idle;
+    /// <summary>Connections being opened (or reopened in place).</summary>
+    public int Opening { get; }
+
+    /// <summary>Connections out of the idle list for a moment: validated on checkout, pinged by the keepalive, or cleaned after a return.</summary>
+    public int Checking { get; }
+
+    /// <summary>Every physical connection the pool has open or is opening: what the server's process list shows for the pool.</summary>
+    public int Total => Active + Idle + Opening + Checking;
 
     /// <summary>Callers waiting for a connection.</summary>
     public int Pending { get; }
@@ -39,31 +51,40 @@ public sealed class PoolStatistics
     /// <summary>Advances at each disconnect; idle connections from an older generation are validated before reuse.</summary>
     public int Generation { get; }
 
-    /// <summary>The keepalive interval in force (null while it is off or before the first connection).</summary>
+    /// <summary>The keepalive interval in force (null while it is off).</summary>
     public TimeSpan? KeepAliveInterval { get; }
 
     /// <summary>The server's session <c>wait_timeout</c> as read at connect (null before the first connection or if it could not be read).</summary>
     public TimeSpan? ServerWaitTimeout { get; }
 
-    /// <summary>Physical connections opened since the pool started.</summary>
+    /// <summary>Physical connections opened since the pool started (reopens in place included).</summary>
     public long Created { get; }
 
     /// <summary>Physical connections the pool closed since it started.</summary>
     public long Evicted { get; }
 
-    /// <summary>Checkout validations sent.</summary>
+    /// <summary>Checkout (and held-connection) validations sent: pings, or the validation query.</summary>
     public long Validations { get; }
 
-    /// <summary>Checkout validations that found a dead connection or timed out.</summary>
+    /// <summary>Validations that found a dead connection or timed out.</summary>
     public long ValidationFailures { get; }
+
+    /// <summary>Dead connections found by the socket check, without a round trip (on checkout, before a held connection's command, or in the keepalive sweep).</summary>
+    public long SocketCheckFailures { get; }
 
     /// <summary>Keepalive pings sent.</summary>
     public long KeepAlivePings { get; }
 
     /// <summary>Held connections found dead and reopened in place (<see cref="KeepAlivePool.EnsureAlive"/>).</summary>
-    public long Reopened { get; init; }
+    public long Reopened { get; }
+
+    /// <summary>Callers that gave up waiting for a connection (<see cref="PoolTimeoutException"/>).</summary>
+    public long Timeouts { get; }
+
+    /// <summary>Returned connections whose session was reset for the next caller.</summary>
+    public long SessionResets { get; }
 
     /// <summary>The state in one line, as error messages show it.</summary>
     /// <returns>The summary.</returns>
-    public override string ToString() => $"active {Active}, idle {Idle}, pending {Pending}, max {MaxPoolSize}";
+    public override string ToString() => $"active {Active}, idle {Idle}, opening {Opening}, checking {Checking}, pending {Pending}, max {MaxPoolSize}";
 }

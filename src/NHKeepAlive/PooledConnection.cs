@@ -1,21 +1,23 @@
 using System;
 using System.Data.Common;
+using System.Net.Sockets;
 
 namespace NHKeepAlive;
 
-/// <summary>One physical connection and what the pool knows of it. Mutated only under the pool's lock or by the one party that has it out of the idle list.</summary>
+/// <summary>
+/// One physical connection and what the pool knows of it, with the work done on it alone (the
+/// socket check). Its <see cref="State"/> is changed only by the pool, under the pool's lock; the
+/// other fields by the one party that has it out of the idle list.
+/// </summary>
 internal sealed class PooledConnection
 {
-    public PooledConnection(int id, DbConnection connection, TimeSpan createdAt, TimeSpan? expiresAt, int generation, int? serverThreadId)
+    public PooledConnection(int id, DbConnection connection, TimeSpan now)
     {
         Id = id;
         Connection = connection;
-        CreatedAt = createdAt;
-        ExpiresAt = expiresAt;
-        Generation = generation;
-        ServerThreadId = serverThreadId;
-        LastUsed = createdAt;
-        LastAlive = createdAt;
+        CreatedAt = now;
+        LastUsed = now;
+        LastAlive = now;
     }
 
     /// <summary>The pool's own number for it, as logs show it.</summary>
@@ -23,7 +25,13 @@ internal sealed class PooledConnection
 
     public DbConnection Connection { get; }
 
+    /// <summary>Where it is in its life; set only by the pool's one transition method.</summary>
+    public PooledConnectionState State { get; set; } = PooledConnectionState.Opening;
+
     public int? ServerThreadId { get; private set; }
+
+    /// <summary>The TCP socket under the driver, found once when it opened; null where there is none to find.</summary>
+    public Socket? Socket { get; private set; }
 
     public TimeSpan CreatedAt { get; private set; }
 
@@ -39,9 +47,6 @@ internal sealed class PooledConnection
     /// <summary>When it was last seen alive: returned open, or answered a ping (what the bypass window and keepalive measure).</summary>
     public TimeSpan LastAlive { get; set; }
 
-    /// <summary>Whether a caller holds it.</summary>
-    public bool IsLeased { get; set; }
-
     public TimeSpan LeasedAt { get; set; }
 
     /// <summary>The stack of the code that took it, when leak detection is on.</summary>
@@ -52,15 +57,57 @@ internal sealed class PooledConnection
     /// <summary>The database it was opened on, to restore it if a caller changed it.</summary>
     public string? Database { get; set; }
 
-    /// <summary>Records that the same object now stands for a new physical connection (a held connection reopened in place).</summary>
-    public void Renew(TimeSpan now, TimeSpan? expiresAt, int generation, int? serverThreadId)
+    public bool IsExpired(TimeSpan now) => ExpiresAt is { } expiry && now >= expiry;
+
+    /// <summary>Records that the object now stands for a newly opened physical connection (first open, or a reopen in place).</summary>
+    public void Opened(TimeSpan now, TimeSpan? expiresAt, int generation, int? serverThreadId, Socket? socket, string? database)
     {
         CreatedAt = now;
         ExpiresAt = expiresAt;
         Generation = generation;
         ServerThreadId = serverThreadId;
+        Socket = socket;
+        Database = database;
         LastAlive = now;
+        LastUsed = now;
     }
 
-    public bool IsExpired(TimeSpan now) => ExpiresAt is { } expiry && now >= expiry;
+    /// <summary>
+    /// Looks at the socket without a round trip and without consuming anything. An idle connection's
+    /// socket must have nothing to read: readable means the far end closed it (FIN or RST: KILL,
+    /// wait_timeout, a restart, a proxy) or sent something unasked (an error packet before closing),
+    /// and either way the connection is unfit to hand out.
+    /// </summary>
+    public SocketCheck CheckSocket()
+    {
+        var socket = Socket;
+        if (socket is null)
+            return SocketCheck.Unknown;
+        try
+        {
+            if (!socket.Poll(0, SelectMode.SelectRead))
+                return SocketCheck.Open;
+            return socket.Available > 0 ? SocketCheck.UnexpectedData : SocketCheck.Closed;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+        {
+            return SocketCheck.Closed;
+        }
+    }
+}
+
+/// <summary>What a look at an idle connection's socket found.</summary>
+internal enum SocketCheck
+{
+    /// <summary>No socket to look at: the pool relies on pings.</summary>
+    Unknown,
+
+    /// <summary>Open, nothing to read: as a live idle connection should be.</summary>
+    Open,
+
+    /// <summary>Closed by the far end (or by the pool).</summary>
+    Closed,
+
+    /// <summary>Bytes nobody asked for are waiting: never valid on an idle connection.</summary>
+    UnexpectedData,
 }

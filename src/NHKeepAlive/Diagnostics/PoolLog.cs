@@ -53,4 +53,16 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, Exception?> MinIdleRefillFailed =
         LoggerMessage.Define<string>(LogLevel.Warning, new EventId(10, "MinIdleRefillFailed"),
             "Pool {Pool}: could not open a connection to keep the minimum idle; retrying at the next tick");
+
+    public static readonly Action<ILogger, string, string, Exception?> SocketCheckUnavailable =
+        LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(13, "SocketCheckUnavailable"),
+            "Pool {Pool}: no TCP socket was found under {Driver}'s connection (a unix socket, a named pipe, or a driver version whose insides are unknown); dead idle connections are found by pings alone");
+
+    public static readonly Action<ILogger, string, int, double, string, Exception?> ClosedAtShutdown =
+        LoggerMessage.Define<string, int, double, string>(LogLevel.Warning, new EventId(14, "ClosedAtShutdown"),
+            "Pool {Pool}: connection {ConnectionId} was still on loan when the pool shut down (held {HeldSeconds} s); it was closed. It was taken at:\n{StackTrace}");
+
+    public static readonly Action<ILogger, string, int, string, Exception?> SessionReset =
+        LoggerMessage.Define<string, int, string>(LogLevel.Debug, new EventId(15, "SessionReset"),
+            "Pool {Pool}: connection {ConnectionId}'s session was reset before reuse ({Why})");
 }

@@ -1,60 +1,77 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace NHKeepAlive.Diagnostics;
 
 /// <summary>
-/// The pool's <see cref="System.Diagnostics.Metrics"/> instruments on the meter named
-/// <see cref="KeepAlivePool.MeterName"/>, each tagged with <c>pool.name</c>.
+/// The pool's instruments on the meter named <see cref="KeepAlivePool.MeterName"/>. The connection
+/// pool instruments carry OpenTelemetry's database client names (<c>db.client.connection.*</c>, tagged
+/// <c>db.client.connection.pool.name</c>); the pool's own are <c>nhkeepalive.*</c>. Counters are
+/// observed from <see cref="PoolCounters"/>, the one place they are kept.
 /// </summary>
 internal sealed class PoolMetrics : IDisposable
 {
+    private const string PoolNameTag = "db.client.connection.pool.name";
+#pragma warning disable CA2263 // netstandard2.0 has no generic Enum.GetValues.
+    private static readonly EvictionReason[] s_reasons = (EvictionReason[])Enum.GetValues(typeof(EvictionReason));
+#pragma warning restore CA2263
+
     private readonly Meter _meter;
     private readonly KeyValuePair<string, object?> _poolTag;
-    private readonly Histogram<double> _acquireTime;
-    private readonly Counter<long> _validations;
-    private readonly Counter<long> _evictions;
-    private readonly Counter<long> _keepAlivePings;
-    private readonly Counter<long> _created;
-    private readonly Counter<long> _timeouts;
+    private readonly Histogram<double> _createTime;
+    private readonly Histogram<double> _waitTime;
+    private readonly Histogram<double> _useTime;
 
-    public PoolMetrics(string poolName, Func<PoolStatistics> statistics)
+    public PoolMetrics(string poolName, int maxPoolSize, int minIdle, Func<PoolStatistics> statistics, PoolCounters counters)
     {
         _meter = new Meter(KeepAlivePool.MeterName, typeof(PoolMetrics).Assembly.GetName().Version?.ToString());
-        _poolTag = new KeyValuePair<string, object?>("pool.name", poolName);
-        var poolTag = _poolTag;
-        _meter.CreateObservableUpDownCounter("nhkeepalive.connections", () =>
+        var pool = _poolTag = new KeyValuePair<string, object?>(PoolNameTag, poolName);
+        _meter.CreateObservableUpDownCounter("db.client.connection.count", () =>
         {
             var s = statistics();
             return new[]
             {
-                new Measurement<int>(s.Idle, poolTag, new KeyValuePair<string, object?>("state", "idle")),
-                new Measurement<int>(s.Active, poolTag, new KeyValuePair<string, object?>("state", "active")),
+                new Measurement<int>(s.Idle, pool, new KeyValuePair<string, object?>("db.client.connection.state", "idle")),
+                new Measurement<int>(s.Active, pool, new KeyValuePair<string, object?>("db.client.connection.state", "used")),
             };
-        }, "{connection}", "Open physical connections by state.");
-        _meter.CreateObservableUpDownCounter("nhkeepalive.pending_requests", () => new Measurement<int>(statistics().Pending, poolTag), "{request}", "Callers waiting for a connection.");
-        _meter.CreateObservableUpDownCounter("nhkeepalive.connections.max", () => new Measurement<int>(statistics().MaxPoolSize, poolTag), "{connection}", "The pool's maximum size.");
-        _acquireTime = _meter.CreateHistogram<double>("nhkeepalive.acquire_time", "ms", "Time to check a connection out, validation included.");
-        _validations = _meter.CreateCounter<long>("nhkeepalive.validations", "{validation}", "Checkout validations by result (ok, failed, timeout).");
-        _evictions = _meter.CreateCounter<long>("nhkeepalive.evictions", "{connection}", "Connections closed by the pool, by reason.");
-        _keepAlivePings = _meter.CreateCounter<long>("nhkeepalive.keepalive_pings", "{ping}", "Keepalive pings of idle connections by result (ok, failed, timeout).");
-        _created = _meter.CreateCounter<long>("nhkeepalive.connections.created", "{connection}", "Physical connections opened.");
-        _timeouts = _meter.CreateCounter<long>("nhkeepalive.timeouts", "{request}", "Callers that gave up waiting for a connection.");
+        }, "{connection}", "The number of connections that are currently in the state described by the state attribute.");
+        _meter.CreateObservableUpDownCounter("db.client.connection.max", () => new Measurement<int>(maxPoolSize, pool), "{connection}", "The maximum number of open connections allowed.");
+        _meter.CreateObservableUpDownCounter("db.client.connection.idle.min", () => new Measurement<int>(minIdle, pool), "{connection}", "The minimum number of idle open connections allowed.");
+        _meter.CreateObservableUpDownCounter("db.client.connection.pending_requests", () => new Measurement<int>(statistics().Pending, pool), "{request}", "The number of current pending requests for an open connection.");
+        _meter.CreateObservableCounter("db.client.connection.timeouts", () => new Measurement<long>(counters.Timeouts, pool), "{timeout}", "The number of connection timeouts that have occurred trying to obtain a connection from the pool.");
+        _createTime = _meter.CreateHistogram<double>("db.client.connection.create_time", "s", "The time it took to create a new connection.");
+        _waitTime = _meter.CreateHistogram<double>("db.client.connection.wait_time", "s", "The time it took to obtain an open connection from the pool (validation included).");
+        _useTime = _meter.CreateHistogram<double>("db.client.connection.use_time", "s", "The time between borrowing a connection and returning it to the pool.");
+
+        _meter.CreateObservableCounter("nhkeepalive.connection.created", () => new Measurement<long>(counters.Created, pool), "{connection}", "Physical connections opened, reopens in place included.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.evictions", () =>
+        {
+            var list = new Measurement<long>[s_reasons.Length];
+            for (var i = 0; i < s_reasons.Length; i++)
+                list[i] = new Measurement<long>(counters.EvictedFor(s_reasons[i]), pool, new KeyValuePair<string, object?>("nhkeepalive.eviction.reason", s_reasons[i].ToString()));
+            return list;
+        }, "{connection}", "Physical connections the pool closed, by reason.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.validations", () => new[]
+        {
+            new Measurement<long>(counters.Validations - counters.ValidationFailures, pool, new KeyValuePair<string, object?>("nhkeepalive.result", "ok")),
+            new Measurement<long>(counters.ValidationFailures, pool, new KeyValuePair<string, object?>("nhkeepalive.result", "failed")),
+        }, "{validation}", "Validation round trips (ping or validation query) by result.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.socket_check_failures", () => new Measurement<long>(counters.SocketCheckFailures, pool), "{connection}", "Dead connections found by the socket check, without a round trip.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.keepalive_pings", () => new[]
+        {
+            new Measurement<long>(counters.KeepAlivePings - counters.KeepAliveFailures, pool, new KeyValuePair<string, object?>("nhkeepalive.result", "ok")),
+            new Measurement<long>(counters.KeepAliveFailures, pool, new KeyValuePair<string, object?>("nhkeepalive.result", "failed")),
+        }, "{ping}", "Keepalive pings of idle connections by result.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.reopens", () => new Measurement<long>(counters.Reopened, pool), "{connection}", "Held connections found dead and reopened in place.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.session_resets", () => new Measurement<long>(counters.SessionResets, pool), "{connection}", "Returned connections whose session was reset for the next caller.");
     }
 
-    public void Acquired(TimeSpan elapsed) => _acquireTime.Record(elapsed.TotalMilliseconds, _poolTag);
+    public void Created(TimeSpan elapsed) => _createTime.Record(elapsed.TotalSeconds, _poolTag);
 
-    public void Validated(string result) => _validations.Add(1, _poolTag, new KeyValuePair<string, object?>("result", result));
+    public void Waited(TimeSpan elapsed) => _waitTime.Record(elapsed.TotalSeconds, _poolTag);
 
-    public void Evicted(EvictionReason reason) => _evictions.Add(1, _poolTag, new KeyValuePair<string, object?>("reason", reason.ToString()));
-
-    public void KeepAlivePinged(string result) => _keepAlivePings.Add(1, _poolTag, new KeyValuePair<string, object?>("result", result));
-
-    public void Created() => _created.Add(1, _poolTag);
-
-    public void TimedOut() => _timeouts.Add(1, _poolTag);
+    public void Used(TimeSpan elapsed) => _useTime.Record(elapsed.TotalSeconds, _poolTag);
 
     public void Dispose() => _meter.Dispose();
 }

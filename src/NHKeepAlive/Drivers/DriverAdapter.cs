@@ -44,7 +44,7 @@ internal abstract class DriverAdapter
     /// Parses the connection string once, turns the driver's own pooling off, and names the pool
     /// after its server, port and database. A malformed string gets a message without the password.
     /// </summary>
-    public abstract (string ConnectionString, string DefaultPoolName) PrepareConnectionString(string connectionString);
+    public abstract PreparedConnectionString PrepareConnectionString(string connectionString);
 
     /// <summary>A new, closed connection.</summary>
     public abstract DbConnection CreateConnection(string connectionString);
@@ -76,6 +76,9 @@ internal abstract class DriverAdapter
         var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
         return value is null or DBNull ? null : TimeSpan.FromSeconds(Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>The TCP socket under the driver's connection (under TLS too), found once when it opens; null for a unix socket or named pipe, or a driver version whose insides are unknown.</summary>
+    public virtual System.Net.Sockets.Socket? FindSocket(DbConnection connection) => SocketAborter.FindSocket(connection);
 
     /// <summary>Closes the connection's socket under the driver, so that a read blocked on it fails now.</summary>
     public virtual bool Abort(DbConnection connection) => SocketAborter.Abort(connection);

@@ -33,7 +33,7 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
     /// <summary>The driver's connection type.</summary>
     public Type ConnectionType { get; }
 
-    public override (string ConnectionString, string DefaultPoolName) PrepareConnectionString(string connectionString)
+    public override PreparedConnectionString PrepareConnectionString(string connectionString)
     {
         var builder = _factory.CreateConnectionStringBuilder()
             ?? throw new NotSupportedException($"{Name} offers no connection string builder.");
@@ -41,17 +41,79 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         {
             builder.ConnectionString = connectionString;
             builder["Pooling"] = false;
+            builder["Persist Security Info"] = false;
+
+            // Some options are refused only when a connection takes the string (MySql.Data's Pipe= on Linux).
+            using var probe = CreateConnection(builder.ConnectionString);
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException or System.Collections.Generic.KeyNotFoundException)
+#pragma warning disable CA1031 // Whatever the driver throws for a bad string becomes one clear configuration error.
+        catch (Exception e)
+#pragma warning restore CA1031
         {
-            throw new KeepAliveConfigurationException(
-                $"The connection string is malformed for {Name}: {e.Message} Write it as 'Server=host;Port=3306;Database=db;User ID=user;Password=...'.", e);
+            var password = PasswordOf(connectionString);
+            var culprit = FindRejectedOption(connectionString);
+            var message = $"The connection string is not valid for {Name}{(culprit is null ? string.Empty : $": the option '{culprit}' was refused")} ({e.GetType().Name}: {e.Message}). " +
+                "Fix or remove that option; write the string as 'Server=host;Port=3306;Database=db;User ID=user;Password=...'.";
+            throw new KeepAliveConfigurationException(password is { Length: > 0 } ? message.Replace(password, "***") : message, e);
         }
 
         var server = Get(builder, "Server") ?? "localhost";
         var port = Get(builder, "Port") ?? "3306";
         var database = Get(builder, "Database");
-        return (builder.ConnectionString, $"{server}:{port}/{database}");
+        var withPassword = builder.ConnectionString;
+        var secret = Get(builder, "Password");
+        builder.Remove("Password");
+        return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, $"{server}:{port}/{database}");
+    }
+
+    /// <summary>The first key=value of <paramref name="connectionString"/> that the driver refuses on its own, if one is.</summary>
+    private string? FindRejectedOption(string connectionString)
+    {
+        DbConnectionStringBuilder generic;
+        try
+        {
+            generic = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        }
+        catch (ArgumentException)
+        {
+            return null; // Not even key=value pairs: the message says so.
+        }
+
+        foreach (string key in generic.Keys)
+        {
+            try
+            {
+                var single = _factory.CreateConnectionStringBuilder()!;
+                single[key] = generic[key];
+                using var probe = CreateConnection(single.ConnectionString);
+            }
+#pragma warning disable CA1031 // Any refusal names the culprit.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+                return key;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? PasswordOf(string connectionString)
+    {
+        try
+        {
+            var generic = new DbConnectionStringBuilder { ConnectionString = connectionString };
+            foreach (var key in new[] { "Password", "pwd" })
+            {
+                if (generic.TryGetValue(key, out var value) && value?.ToString() is { Length: > 0 } text)
+                    return text;
+            }
+        }
+        catch (ArgumentException)
+        {
+        }
+
+        return null;
     }
 
     public override DbConnection CreateConnection(string connectionString)

@@ -17,11 +17,10 @@ internal static class SocketAborter
     private const int MaxDepth = 6;
     private const BindingFlags Fields = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
 
-    public static bool Abort(object connection)
+    public static bool Abort(object connection) => FindSocket(connection) is { } socket && Abort(socket);
+
+    public static bool Abort(Socket socket)
     {
-        var socket = FindSocket(connection);
-        if (socket is null)
-            return false;
         try
         {
             socket.Shutdown(SocketShutdown.Both);

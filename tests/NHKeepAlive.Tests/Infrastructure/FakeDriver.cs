@@ -34,7 +34,12 @@ internal sealed class FakeConnection : DbConnection
 
     public void Break() => _state = ConnectionState.Closed;
 
-    public override void Open() => _state = ConnectionState.Open;
+    public override void Open()
+    {
+        // As the drivers do (Persist Security Info=false): the password is gone once the connection is open.
+        ConnectionString = System.Text.RegularExpressions.Regex.Replace(ConnectionString, ";?Password=[^;]*", string.Empty);
+        _state = ConnectionState.Open;
+    }
 
     public override void Close() => _state = ConnectionState.Closed;
 
@@ -63,7 +68,9 @@ internal sealed class FakePoolFixture : IDisposable
     {
         Driver = new Mock<DriverAdapter>(MockBehavior.Strict);
         Driver.SetupGet(d => d.Name).Returns("Fake");
-        Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(("Server=fake", "fake"));
+        Driver.SetupGet(d => d.Kind).Returns(MySqlDriver.MySqlData);
+        Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(new PreparedConnectionString("Server=fake;Password=secret", "Server=fake", "secret", "fake"));
+        Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => Sockets.TryGetValue(c, out var socket) ? socket : null);
         Driver.Setup(d => d.CreateConnection(It.IsAny<string>())).Returns(() =>
         {
             var connection = new FakeConnection { Number = Interlocked.Increment(ref _opened) };
@@ -87,6 +94,7 @@ internal sealed class FakePoolFixture : IDisposable
             ConnectionString = "Server=fake",
             TimeProvider = Time,
             LoggerFactory = Log,
+            ShutdownGracePeriod = TimeSpan.Zero,
         };
         configure?.Invoke(Options);
         Pool = new KeepAlivePool(PoolSettings.Create(Options, Driver.Object), new Random(1234));
@@ -105,6 +113,9 @@ internal sealed class FakePoolFixture : IDisposable
     public ConcurrentBag<FakeConnection> Connections { get; } = [];
 
     public ConcurrentQueue<DbConnection> Pings { get; } = new();
+
+    /// <summary>Sockets the fake driver reports under connections it opens (set before the connection opens).</summary>
+    public ConcurrentDictionary<DbConnection, System.Net.Sockets.Socket> Sockets { get; } = new();
 
     /// <summary>Connections whose ping fails.</summary>
     public HashSet<DbConnection> Dead { get; } = [];

@@ -40,6 +40,9 @@ internal static class TestServer
             Driver = driver,
             ConnectionTimeout = TimeSpan.FromSeconds(10),
             ValidationTimeout = TimeSpan.FromSeconds(2),
+
+            // Tests that end holding a connection would wait out the default; those about shutdown set their own.
+            ShutdownGracePeriod = TimeSpan.Zero,
         };
         configure?.Invoke(options);
         return new KeepAlivePool(options);

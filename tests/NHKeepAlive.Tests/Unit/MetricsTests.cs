@@ -38,13 +38,23 @@ public class MetricsTests
         var c = f.Pool.Rent(); // validates a, finds it dead, opens another
         listener.RecordObservableInstruments();
 
-        var mine = measurements.Where(m => m.Tags.TryGetValue("pool.name", out var name) && Equals(name, "metrics-test")).ToList();
-        Assert.That(mine.Where(m => m.Instrument == "nhkeepalive.connections" && Equals(m.Tags["state"], "active")).Select(m => m.Value).Last(), Is.EqualTo(2));
-        Assert.That(mine.Where(m => m.Instrument == "nhkeepalive.connections" && Equals(m.Tags["state"], "idle")).Select(m => m.Value).Last(), Is.Zero);
-        Assert.That(mine.Count(m => m.Instrument == "nhkeepalive.acquire_time"), Is.EqualTo(3));
-        Assert.That(mine.Single(m => m.Instrument == "nhkeepalive.validations").Tags["result"], Is.EqualTo("failed"));
-        Assert.That(mine.Single(m => m.Instrument == "nhkeepalive.evictions").Tags["reason"], Is.EqualTo("ValidationFailed"));
-        Assert.That(mine.Count(m => m.Instrument == "nhkeepalive.connections.created"), Is.EqualTo(3));
+        var mine = measurements.Where(m => m.Tags.TryGetValue("db.client.connection.pool.name", out var name) && Equals(name, "metrics-test")).ToList();
+        double Last(string instrument, string tag, string value) =>
+            mine.Where(m => m.Instrument == instrument && Equals(m.Tags[tag], value)).Select(m => m.Value).Last();
+        Assert.That(Last("db.client.connection.count", "db.client.connection.state", "used"), Is.EqualTo(2));
+        Assert.That(Last("db.client.connection.count", "db.client.connection.state", "idle"), Is.Zero);
+        Assert.That(mine.Count(m => m.Instrument == "db.client.connection.wait_time"), Is.EqualTo(3));
+        Assert.That(mine.Count(m => m.Instrument == "db.client.connection.create_time"), Is.EqualTo(3));
+        Assert.That(mine.Count(m => m.Instrument == "db.client.connection.use_time"), Is.EqualTo(1));
+        Assert.That(mine.Single(m => m.Instrument == "db.client.connection.max").Value, Is.EqualTo(f.Options.MaxPoolSize));
+        Assert.That(Last("nhkeepalive.connection.validations", "nhkeepalive.result", "failed"), Is.EqualTo(1));
+        Assert.That(Last("nhkeepalive.connection.evictions", "nhkeepalive.eviction.reason", "ValidationFailed"), Is.EqualTo(1));
+        Assert.That(Last("nhkeepalive.connection.evictions", "nhkeepalive.eviction.reason", "MaxLifetime"), Is.Zero);
+        Assert.That(mine.Single(m => m.Instrument == "nhkeepalive.connection.created").Value, Is.EqualTo(3));
+
+        // The meter and the statistics read the same counters.
+        var stats = f.Pool.GetStatistics();
+        Assert.That((stats.Created, stats.Evicted, stats.ValidationFailures), Is.EqualTo((3L, 1L, 1L)));
         f.Pool.Return(b);
         f.Pool.Return(c);
     }

@@ -37,8 +37,8 @@ public class OptionsTests
         yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ValidationBypassWindow = TimeSpan.FromMinutes(5)), "not shorter than KeepAliveInterval").SetName("A bypass window longer than the keepalive interval");
         yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.IdleTimeout = TimeSpan.FromSeconds(-5)), "nhkeepalive.idle_timeout").SetName("A negative idle timeout");
         yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ValidationQuery = "  "), "leave it null").SetName("A blank validation query");
-        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ConnectionString = "Server=x;Frobnicate=yes"), "connection string is malformed").SetName("An unknown connection string keyword");
-        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ConnectionString = "Server=x;Port=notanumber"), "connection string is malformed").SetName("A connection string port that is not a number");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ConnectionString = "Server=x;Frobnicate=yes"), "the option 'frobnicate' was refused").SetName("An unknown connection string keyword");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ConnectionString = "Server=x;Port=notanumber"), "the option 'port' was refused").SetName("A connection string port that is not a number");
     }
 
     [TestCaseSource(nameof(InvalidOptions))]

@@ -248,7 +248,7 @@ public class PoolPolicyTests
 
         var error = Assert.Throws<PoolTimeoutException>(() => f.Pool.Rent())!;
 
-        Assert.That(error.Message, Does.Contain("active 2, idle 0, pending 0, max 2").And.Contain("nhkeepalive.max_pool_size"));
+        Assert.That(error.Message, Does.Contain("active 2, idle 0, opening 0, checking 0, pending 0, max 2").And.Contain("nhkeepalive.max_pool_size"));
         Assert.That(error.Statistics!.Active, Is.EqualTo(2));
     }
 
@@ -312,7 +312,8 @@ public class PoolPolicyTests
         var gate = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         var concurrent = 0;
         var maxConcurrent = 0;
-        f.Driver.Setup(d => d.PingAsync(It.IsAny<System.Data.Common.DbConnection>(), true, It.IsAny<CancellationToken>()))
+        // Housekeeping pings synchronously, on its own thread.
+        f.Driver.Setup(d => d.PingAsync(It.IsAny<System.Data.Common.DbConnection>(), false, It.IsAny<CancellationToken>()))
             .Returns(() =>
             {
                 var now = Interlocked.Increment(ref concurrent);
@@ -334,21 +335,46 @@ public class PoolPolicyTests
     }
 
     [Test]
-    public void Dispose_stops_the_timer_and_closes_idle_connections_and_those_returned_later()
+    public void Dispose_stops_the_timer_closes_idle_connections_at_once_and_waits_for_those_on_loan()
     {
-        using var f = new FakePoolFixture(o => o.KeepAliveInterval = TimeSpan.FromSeconds(4));
+        var f = new FakePoolFixture(o =>
+        {
+            o.KeepAliveInterval = TimeSpan.FromSeconds(4);
+            o.ShutdownGracePeriod = TimeSpan.FromSeconds(30);
+        });
         var idle = f.Pool.Rent();
         var held = f.Pool.Rent();
         f.Pool.Return(idle);
 
-        f.Pool.Dispose();
-        f.Time.Advance(TimeSpan.FromMinutes(5));
-
-        Assert.That(f.Pings, Is.Empty);
-        Assert.That(((FakeConnection)idle).IsDisposed, Is.True);
+        var disposing = Task.Run(f.Pool.Dispose);
+        Assert.That(() => ((FakeConnection)idle).IsDisposed, Is.True.After(5000, 10), "idle: closed at once");
+        Assert.That(disposing.IsCompleted, Is.False, "waiting for the connection on loan");
         f.Pool.Return(held);
+
+        Assert.That(disposing.Wait(TimeSpan.FromSeconds(5)), Is.True, "done as soon as the last connection came back");
         Assert.That(((FakeConnection)held).IsDisposed, Is.True);
+        f.Time.Advance(TimeSpan.FromMinutes(5));
+        Assert.That(f.Pings, Is.Empty);
         Assert.That(() => f.Pool.Rent(), Throws.TypeOf<ObjectDisposedException>());
+        Assert.That(f.Pool.GetStatistics().Total, Is.Zero);
+    }
+
+    [Test]
+    public void Dispose_closes_a_connection_still_on_loan_after_the_grace_period_and_logs_who_took_it()
+    {
+        using var f = new FakePoolFixture(o =>
+        {
+            o.ShutdownGracePeriod = TimeSpan.FromMilliseconds(200);
+            o.LeakDetectionThreshold = TimeSpan.FromMinutes(1);
+        });
+        var held = f.Pool.Rent();
+
+        f.Pool.Dispose();
+
+        Assert.That(((FakeConnection)held).IsDisposed, Is.True);
+        Assert.That(f.Log.Messages("ClosedAtShutdown").Single(), Does.Contain(nameof(Dispose_closes_a_connection_still_on_loan_after_the_grace_period_and_logs_who_took_it)));
+        Assert.That(() => f.Pool.Return(held), Throws.Nothing, "a late return of a connection the shutdown closed is harmless");
+        Assert.That(f.Pool.GetStatistics().Total, Is.Zero);
     }
 
     [Test]
