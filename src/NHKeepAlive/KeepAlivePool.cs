@@ -673,7 +673,10 @@ public sealed class KeepAlivePool : IDisposable
         if (waitTimeout is null || previous.WaitTimeout == waitTimeout)
             return;
         PoolLog.KeepAliveIntervalChosen(_logger, Name, waitTimeout.Value.TotalSeconds, facts.KeepAliveInterval?.TotalSeconds ?? 0, null);
-        RescheduleHousekeeping();
+        if (_timer is null)
+            _wake.Set(); // The thread sleeps for the old period: wake it to take the new one.
+        else
+            RescheduleHousekeeping();
     }
 
     // ---- return ---------------------------------------------------------------------------------

@@ -34,6 +34,16 @@ internal sealed class FakeConnection : DbConnection
 
     public void Break() => _state = ConnectionState.Closed;
 
+    /// <summary>Awaited by <see cref="OpenAsync"/> before it opens: a slow connect.</summary>
+    public Func<Task>? BeforeOpen { get; init; }
+
+    public override async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        if (BeforeOpen is { } before)
+            await before().ConfigureAwait(false);
+        Open();
+    }
+
     public override void Open()
     {
         // As the drivers do (Persist Security Info=false): the password is gone once the connection is open.
@@ -73,7 +83,7 @@ internal sealed class FakePoolFixture : IDisposable
         Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => Sockets.TryGetValue(c, out var socket) ? socket : null);
         Driver.Setup(d => d.CreateConnection(It.IsAny<string>())).Returns(() =>
         {
-            var connection = new FakeConnection { Number = Interlocked.Increment(ref _opened) };
+            var connection = new FakeConnection { Number = Interlocked.Increment(ref _opened), BeforeOpen = BeforeOpen };
             Connections.Add(connection);
             return connection;
         });
@@ -113,6 +123,9 @@ internal sealed class FakePoolFixture : IDisposable
     public ConcurrentBag<FakeConnection> Connections { get; } = [];
 
     public ConcurrentQueue<DbConnection> Pings { get; } = new();
+
+    /// <summary>What connections opened from now on await before they open (async opens only).</summary>
+    public Func<Task>? BeforeOpen { get; set; }
 
     /// <summary>Sockets the fake driver reports under connections it opens (set before the connection opens).</summary>
     public ConcurrentDictionary<DbConnection, System.Net.Sockets.Socket> Sockets { get; } = new();

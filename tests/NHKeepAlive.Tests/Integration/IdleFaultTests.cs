@@ -25,8 +25,8 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
 
         Assert.That(errors, Is.Empty);
         var stats = pool.GetStatistics();
-        Assert.That(stats.ValidationFailures, Is.EqualTo(3), "each dead connection was found on checkout, not by a caller");
-        Assert.That(Log.Messages("ConnectionEvicted"), Has.Some.Contain("ValidationFailed"));
+        Assert.That((stats.SocketCheckFailures, stats.ValidationFailures), Is.EqualTo((3L, 0L)), "each dead connection was found by its socket on checkout: no ping, and not by a caller");
+        Assert.That(Log.Messages("ConnectionEvicted"), Has.Some.Contain("SocketClosed"));
     }
 
     [Test]
@@ -63,7 +63,59 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         var errors = Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => Request(pool)))).Result.Where(e => e is not null).ToList();
 
         Assert.That(errors, Is.Empty);
-        Assert.That(pool.GetStatistics().ValidationFailures, Is.GreaterThanOrEqualTo(1));
+        Assert.That(pool.GetStatistics().SocketCheckFailures, Is.EqualTo(4));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Connections_killed_right_after_their_return_are_never_handed_out_inside_the_bypass_window(bool async)
+    {
+        using var pool = CreatePool(o => o.KeepAliveInterval = TimeSpan.Zero); // the default 500 ms window
+        var held = Enumerable.Range(0, 4).Select(_ => pool.Rent()).ToList();
+        var ids = held.Select(ConnectionId).ToList();
+        held.ForEach(c => pool.Return(c));
+
+        Admin.KillAll(ids); // within a few ms of the return
+        Eventually(() => !Admin.ConnectionIds().Intersect(ids).Any(), TimeSpan.FromSeconds(10), "the server closed them");
+        var errors = (await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => async ? RequestAsync(pool) : Task.FromResult(Request(pool)))))).Where(e => e is not null).ToList();
+
+        Assert.That(errors, Is.Empty);
+        var stats = pool.GetStatistics();
+        Assert.That(stats.SocketCheckFailures, Is.EqualTo(4), "the socket check found every killed connection");
+        Assert.That(stats.ValidationFailures, Is.Zero, "no ping was needed to find them");
+    }
+
+    [Test]
+    public void Connections_reset_by_a_proxy_right_after_use_are_found_by_their_socket()
+    {
+        using var proxy = new ChaosProxy(TestServer.Port);
+        using var pool = CreatePool(o => o.KeepAliveInterval = TimeSpan.Zero, proxy.Port);
+        var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
+        held.ForEach(c => pool.Return(c));
+
+        proxy.ResetAll();
+        Eventually(() => proxy.OpenFlows == 0, TimeSpan.FromSeconds(5), "the proxy reset every flow");
+        var errors = Enumerable.Range(0, 3).Select(_ => Request(pool)).Where(e => e is not null).ToList();
+
+        Assert.That(errors, Is.Empty);
+        Assert.That(pool.GetStatistics().SocketCheckFailures, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void A_checkout_every_1_1_s_against_a_1_s_wait_timeout_never_fails()
+    {
+        using var _ = Admin.GlobalWaitTimeout(1);
+        using var pool = CreatePool(o => o.KeepAliveInterval = TimeSpan.Zero); // the default window, no keepalive to hide it
+        var errors = 0;
+        for (var i = 0; i < 9; i++)
+        {
+            if (Request(pool) is not null)
+                errors++;
+            Elapse(TimeSpan.FromMilliseconds(1100));
+        }
+
+        Assert.That(errors, Is.Zero);
+        Assert.That(pool.GetStatistics().SocketCheckFailures, Is.GreaterThanOrEqualTo(7), "the server closed each idle connection; the socket check saw it");
     }
 
     [Test]
@@ -73,13 +125,12 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
         held.ForEach(c => pool.Return(c));
 
-        TestServer.Control("restart");
-        Elapse(TimeSpan.FromMilliseconds(600)); // past the bypass window
+        TestServer.Control("restart"); // right after use: inside the bypass window if the restart is quick
         var errors = Enumerable.Range(0, 6).Select(_ => Request(pool)).Where(e => e is not null).ToList();
 
         Assert.That(errors, Is.Empty);
         var stats = pool.GetStatistics();
-        Assert.That(stats.ValidationFailures, Is.GreaterThanOrEqualTo(1));
+        Assert.That(stats.SocketCheckFailures, Is.EqualTo(3), "each connection the restart closed was found by its socket");
         Assert.That(stats.Generation, Is.GreaterThanOrEqualTo(1));
     }
 }

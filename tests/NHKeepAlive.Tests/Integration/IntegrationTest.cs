@@ -1,7 +1,9 @@
 using System;
 using System.Data.Common;
 using System.Diagnostics;
+using System.Linq;
 using System.Threading;
+using System.Threading.Tasks;
 using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
@@ -26,9 +28,30 @@ public abstract class IntegrationTest(MySqlDriver driver)
         Log = new CapturingLoggerFactory();
     }
 
+    private readonly System.Collections.Generic.List<KeepAlivePool> _pools = [];
+
     [TearDown]
     public void DisconnectAdmin()
     {
+        // Every physical connection accounted for: what the pools say they hold is what the server has.
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Passed && Admin is not null)
+        {
+            var pools = _pools.ToArray();
+            _pools.Clear();
+            try
+            {
+                Eventually(
+                    () => Admin.ConnectionIds().Count == pools.Sum(p => p.GetStatistics().Total),
+                    TimeSpan.FromSeconds(10),
+                    $"the server's connections ({Admin.ConnectionIds().Count}) equal the pools' accounting ({pools.Sum(p => p.GetStatistics().Total)})");
+            }
+            catch (System.Data.Common.DbException)
+            {
+                // The server was restarted under this admin connection: nothing to compare against.
+            }
+        }
+
+        _pools.Clear();
         // Whatever a failed test left open (a held connection, a lock) must not reach the next one.
         try
         {
@@ -43,12 +66,16 @@ public abstract class IntegrationTest(MySqlDriver driver)
         Log?.Dispose();
     }
 
-    protected KeepAlivePool CreatePool(Action<KeepAliveOptions>? configure = null, int? port = null) =>
-        TestServer.CreatePool(Driver, o =>
+    protected KeepAlivePool CreatePool(Action<KeepAliveOptions>? configure = null, int? port = null)
+    {
+        var pool = TestServer.CreatePool(Driver, o =>
         {
             o.LoggerFactory = Log;
             configure?.Invoke(o);
         }, port);
+        _pools.Add(pool);
+        return pool;
+    }
 
     protected static object? Scalar(DbConnection connection, string sql, DbTransaction? transaction = null)
     {
@@ -70,6 +97,31 @@ public abstract class IntegrationTest(MySqlDriver driver)
             try
             {
                 Scalar(lease.Connection, sql);
+                return null;
+            }
+            catch (Exception e)
+            {
+                lease.ReportFailure(e);
+                return e;
+            }
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    /// <summary>As <see cref="Request"/>, through the async API.</summary>
+    protected static async Task<Exception?> RequestAsync(KeepAlivePool pool, string sql = "SELECT 1")
+    {
+        try
+        {
+            using var lease = await pool.LeaseAsync().ConfigureAwait(false);
+            try
+            {
+                using var command = lease.Connection.CreateCommand();
+                command.CommandText = sql;
+                await command.ExecuteScalarAsync().ConfigureAwait(false);
                 return null;
             }
             catch (Exception e)

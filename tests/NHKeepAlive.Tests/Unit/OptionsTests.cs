@@ -39,6 +39,48 @@ public class OptionsTests
         yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ValidationQuery = "  "), "leave it null").SetName("A blank validation query");
         yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ConnectionString = "Server=x;Frobnicate=yes"), "the option 'frobnicate' was refused").SetName("An unknown connection string keyword");
         yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ConnectionString = "Server=x;Port=notanumber"), "the option 'port' was refused").SetName("A connection string port that is not a number");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.MaxLifetime = TimeSpan.MaxValue), "nhkeepalive.max_lifetime").SetName("A max lifetime that would overflow");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => { o.ConnectionTimeout = TimeSpan.FromDays(60); o.ValidationTimeout = TimeSpan.FromDays(30); }), "nhkeepalive.connection_timeout").SetName("A 60-day connection timeout");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ValidationTimeout = TimeSpan.FromDays(30)), "nhkeepalive.validation_timeout").SetName("A 30-day validation timeout");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.ShutdownGracePeriod = TimeSpan.FromDays(2)), "nhkeepalive.shutdown_grace_period").SetName("A two-day shutdown grace period");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.MaxPoolSize = int.MaxValue), "nhkeepalive.max_pool_size").SetName("A max pool size no server could serve");
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => o.SessionReset = (SessionResetPolicy)7), "nhkeepalive.session_reset").SetName("An undefined session reset policy");
+#if NET
+        yield return new TestCaseData((Action<KeepAliveOptions>)(o => { o.Driver = MySqlDriver.MySqlData; o.ConnectionString = "Server=x;Pipe=mypipe;Password=hunter2"; }), "the option 'pipe' was refused").SetName("A named pipe on a platform without them");
+#endif
+    }
+
+    [Test]
+    public void A_refused_connection_string_never_shows_its_password()
+    {
+        var error = Assert.Throws<KeepAliveConfigurationException>(() => new KeepAlivePool(new KeepAliveOptions { ConnectionString = "Server=x;Password=hunter2;Port=notanumber" }))!;
+        Assert.That(error.Message, Does.Not.Contain("hunter2").And.Contain("'port'"));
+    }
+
+    [TestCase("mysql.data", MySqlDriver.MySqlData)]
+    [TestCase("MySql.Data", MySqlDriver.MySqlData)]
+    [TestCase("mysqldata", MySqlDriver.MySqlData)]
+    [TestCase("mysql-data", MySqlDriver.MySqlData)]
+    [TestCase("mysqlconnector", MySqlDriver.MySqlConnector)]
+    [TestCase("MySqlConnector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql-connector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql_connector", MySqlDriver.MySqlConnector)]
+    [TestCase("auto", MySqlDriver.Auto)]
+    [TestCase("", MySqlDriver.Auto)]
+    public void Every_spelling_of_a_driver_means_the_same_driver_everywhere(string text, MySqlDriver expected)
+    {
+        Assert.That(MySqlDriverChoice.Parse(text), Is.EqualTo(expected));
+        Assert.That(KeepAliveOptions.FromProperties([new("nhkeepalive.driver", text)]).Driver, Is.EqualTo(expected));
+        var appSettings = new System.Collections.Specialized.NameValueCollection { ["nhkeepalive.driver"] = text };
+        Assert.That(KeepAliveAppConfig.ApplyAppSettings(new KeepAliveOptions(), appSettings).Driver, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Auto_resolves_to_MySql_Data_when_the_application_references_it()
+    {
+        Assert.That(MySqlDriverChoice.Resolve(MySqlDriver.Auto), Is.EqualTo(MySqlDriver.MySqlData));
+        Assert.That(MySqlDriverChoice.Resolve(MySqlDriver.MySqlConnector), Is.EqualTo(MySqlDriver.MySqlConnector));
+        Assert.That(() => MySqlDriverChoice.Parse("postgres"), Throws.TypeOf<KeepAliveConfigurationException>().With.Message.Contains("mysqlconnector"));
     }
 
     [TestCaseSource(nameof(InvalidOptions))]
