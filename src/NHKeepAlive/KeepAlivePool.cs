@@ -742,7 +742,25 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
+    /// <summary>Housekeeping threads alive in this process (tests check that none outlives its pool).</summary>
+    internal static int LiveHousekeepers => Volatile.Read(ref s_liveHousekeepers);
+
+    private static int s_liveHousekeepers;
+
     private void HousekeepingLoop()
+    {
+        Interlocked.Increment(ref s_liveHousekeepers);
+        try
+        {
+            HousekeepUntilDisposed();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref s_liveHousekeepers);
+        }
+    }
+
+    private void HousekeepUntilDisposed()
     {
         while (true)
         {
