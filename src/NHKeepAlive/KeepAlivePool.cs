@@ -619,13 +619,15 @@ public sealed class KeepAlivePool : IDisposable
         return pooled;
     }
 
-    /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime.</summary>
+    /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to reset its session.</summary>
     private void Opened(PooledConnection pooled, int generation)
     {
         var connection = pooled.Connection;
         var socket = _driver.FindSocket(connection);
         if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
             PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
+        if (_options.SessionReset != SessionResetPolicy.Never)
+            pooled.SessionRestore = _driver.PrepareSession(connection);
         var now = Now;
         pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
     }
@@ -715,15 +717,44 @@ public sealed class KeepAlivePool : IDisposable
                     PoolLog.TransactionRolledBack(_logger, Name, pooled.Id, null);
             }
 
+            if (ResetReason(pooled) is { } why)
+            {
+                if (!_driver.ResetSession(connection, pooled.SessionRestore))
+                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
+                _counters.SessionReset();
+                PoolLog.SessionReset(_logger, Name, pooled.Id, why, null);
+            }
+
             if (pooled.Database is { Length: > 0 } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
                 connection.ChangeDatabase(database);
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
         {
-            return (EvictionReason.CleanupFailed, $"could not roll back or restore its session for the next caller: {_settings.Redact(e.Message)}");
+            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}");
         }
 
         return (null, null);
+    }
+
+    /// <summary>Why a returned connection's session must be reset before the next caller (<see cref="KeepAliveOptions.SessionReset"/>), or null.</summary>
+    private string? ResetReason(PooledConnection pooled)
+    {
+        switch (_options.SessionReset)
+        {
+            case SessionResetPolicy.Never:
+                return null;
+            case SessionResetPolicy.Always:
+                return "the policy is always";
+        }
+
+        if (pooled.Database is { Length: > 0 } database && !string.Equals(pooled.Connection.Database, database, StringComparison.Ordinal))
+            return "the caller changed the database";
+        return _driver.SessionMayHaveChanged(pooled.Connection) switch
+        {
+            true => "the server reported a session change",
+            false => null,
+            null => $"{_driver.Name} keeps no record of session changes",
+        };
     }
 
     // ---- housekeeping -----------------------------------------------------------------------

@@ -57,6 +57,9 @@ internal sealed class PooledConnection
     /// <summary>The database it was opened on, to restore it if a caller changed it.</summary>
     public string? Database { get; set; }
 
+    /// <summary>What restores, after a session reset, what the driver set when it opened (null: a reset keeps it).</summary>
+    public string? SessionRestore { get; set; }
+
     public bool IsExpired(TimeSpan now) => ExpiresAt is { } expiry && now >= expiry;
 
     /// <summary>Records that the object now stands for a newly opened physical connection (first open, or a reopen in place).</summary>

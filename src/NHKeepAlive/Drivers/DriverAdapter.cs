@@ -61,6 +61,28 @@ internal abstract class DriverAdapter
     /// <summary>Rolls back whatever transaction the connection is in, and clears the driver's own record of it.</summary>
     public abstract void RollBack(DbConnection connection);
 
+    /// <summary>
+    /// Whether the caller may have changed the session (autocommit off, a session variable, a
+    /// temporary table, the database), from what the driver already knows: true when it did, false
+    /// when the driver's record shows it did not, null when the driver keeps no such record (the pool
+    /// then resets, to be safe).
+    /// </summary>
+    public virtual bool? SessionMayHaveChanged(DbConnection connection) => null;
+
+    /// <summary>
+    /// Readies a newly opened connection for <see cref="ResetSession"/>: turns on what lets the server
+    /// report session changes, and returns the statement that restores, after a reset, what the driver
+    /// set when it opened (character sets), or null when a reset keeps it.
+    /// </summary>
+    public virtual string? PrepareSession(DbConnection connection) => null;
+
+    /// <summary>
+    /// Resets the session as if newly opened (COM_RESET_CONNECTION, or COM_CHANGE_USER where the
+    /// driver offers only that), then runs <paramref name="restore"/>. False when the driver offers no
+    /// reset: the pool then reopens the connection.
+    /// </summary>
+    public virtual bool ResetSession(DbConnection connection, string? restore) => false;
+
     /// <summary>The server's id for the connection (what SHOW PROCESSLIST and KILL use), if the driver exposes it.</summary>
     public abstract int? ServerThreadId(DbConnection connection);
 

@@ -11,6 +11,7 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
 {
     private readonly Func<DbConnection, CancellationToken, Task<bool>> _pingAsync;
     private readonly PropertyInfo? _currentTransaction;
+    private readonly Func<DbConnection, CancellationToken, ValueTask>? _resetConnection;
 
     private MySqlConnectorAdapter(Type connectionType, DbProviderFactory factory)
         : base("MySqlConnector", connectionType, factory)
@@ -22,6 +23,12 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         // MySqlConnection.CurrentTransaction (internal): the MySqlTransaction the caller began and
         // left open. MySqlConnector keeps no server status flag, so plain-SQL transactions are not seen.
         _currentTransaction = connectionType.GetProperty("CurrentTransaction", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance);
+
+        // MySqlConnection.ResetConnectionAsync(): COM_RESET_CONNECTION. It keeps the character set;
+        // the database is restored by the pool.
+        var reset = connectionType.GetMethod("ResetConnectionAsync", BindingFlags.Public | BindingFlags.Instance, null, [typeof(CancellationToken)], null);
+        if (reset is not null && reset.ReturnType == typeof(ValueTask))
+            _resetConnection = (Func<DbConnection, CancellationToken, ValueTask>)CreateDelegate(reset, typeof(Func<DbConnection, CancellationToken, ValueTask>));
     }
 
     public override MySqlDriver Kind => MySqlDriver.MySqlConnector;
@@ -48,6 +55,25 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         {
             return null;
         }
+    }
+
+    // MySqlConnector keeps no server status flags: SessionMayHaveChanged stays null (unknown), so the
+    // pool resets on return unless the policy says never.
+    public override bool ResetSession(DbConnection connection, string? restore)
+    {
+        if (_resetConnection is null)
+            return false;
+#pragma warning disable CA2012 // Awaited at once, synchronously.
+        _resetConnection(connection, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+#pragma warning restore CA2012
+        if (restore is not null)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = restore;
+            command.ExecuteNonQuery();
+        }
+
+        return true;
     }
 
     public override void RollBack(DbConnection connection)

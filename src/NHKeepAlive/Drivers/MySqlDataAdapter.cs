@@ -13,6 +13,9 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     private readonly FieldInfo? _driverField;
     private readonly MethodInfo? _hasStatus;
     private readonly object[]? _inTransactionFlag;
+    private readonly object[]? _autocommitFlag;
+    private readonly object[]? _stateChangedFlag;
+    private readonly MethodInfo? _reset;
 
     private MySqlDataAdapter(Type connectionType, DbProviderFactory factory)
         : base("MySql.Data", connectionType, factory)
@@ -27,7 +30,14 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         var flags = connectionType.Assembly.GetType("MySql.Data.MySqlClient.ServerStatusFlags");
         _hasStatus = _driverField?.FieldType.GetMethod("HasStatus", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance);
         if (flags is not null && _hasStatus is not null)
-            _inTransactionFlag = [Enum.ToObject(flags, 1)];
+        {
+            _inTransactionFlag = [Enum.ToObject(flags, 1)];     // SERVER_STATUS_IN_TRANS
+            _autocommitFlag = [Enum.ToObject(flags, 2)];        // SERVER_STATUS_AUTOCOMMIT
+            _stateChangedFlag = [Enum.ToObject(flags, 0x4000)]; // SERVER_SESSION_STATE_CHANGED
+        }
+
+        // Driver.Reset(): COM_CHANGE_USER, what MySql.Data's own pool runs for ConnectionReset=true.
+        _reset = _driverField?.FieldType.GetMethod("Reset", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance, null, Type.EmptyTypes, null);
     }
 
     public override MySqlDriver Kind => MySqlDriver.MySqlData;
@@ -42,14 +52,71 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     protected override Task<bool> PingCoreAsync(DbConnection connection, CancellationToken cancellationToken) =>
         _pingAsync is null ? Task.FromResult(PingSync(connection)) : _pingAsync(connection);
 
-    public override bool? IsInTransaction(DbConnection connection)
+    public override bool? IsInTransaction(DbConnection connection) => HasStatus(connection, _inTransactionFlag);
+
+    /// <summary>
+    /// From the status flags of the server's last reply: autocommit off (it stays off in every reply
+    /// after), or a session change by the last statement (SERVER_SESSION_STATE_CHANGED, which
+    /// <see cref="PrepareSession"/> turns on). The driver keeps only the last reply's flags: a change
+    /// followed by other statements, and named locks (never tracked by the server), are not seen.
+    /// </summary>
+    public override bool? SessionMayHaveChanged(DbConnection connection)
     {
-        if (_inTransactionFlag is null)
+        var autocommit = HasStatus(connection, _autocommitFlag);
+        var changed = HasStatus(connection, _stateChangedFlag);
+        return autocommit is null || changed is null ? null : autocommit == false || changed == true;
+    }
+
+    public override string? PrepareSession(DbConnection connection)
+    {
+        using var command = connection.CreateCommand();
+
+        // Binary, so that MySql.Data 8.0 need not decode MariaDB's utf8mb3 names.
+        command.CommandText = "SET SESSION session_track_state_change = 1; SELECT CAST(CONCAT_WS(' ', @@character_set_client, @@collation_connection, IFNULL(@@character_set_results, 'NULL')) AS BINARY)";
+        var text = command.ExecuteScalar() switch
+        {
+            byte[] bytes => System.Text.Encoding.ASCII.GetString(bytes),
+            var other => Convert.ToString(other, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
+        };
+        var parts = text.Split(' ');
+        if (parts.Length != 3)
+            return "SET SESSION session_track_state_change = 1";
+        var results = parts[2] == "NULL" ? "NULL" : $"'{parts[2]}'";
+        return $"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}";
+    }
+
+    public override bool ResetSession(DbConnection connection, string? restore)
+    {
+        var driver = _reset is null ? null : _driverField!.GetValue(connection);
+        if (driver is null)
+            return false;
+        try
+        {
+            _reset!.Invoke(driver, null);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+        }
+
+        if (restore is not null)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = restore;
+            command.ExecuteNonQuery();
+        }
+
+        return true;
+    }
+
+    private bool? HasStatus(DbConnection connection, object[]? flag)
+    {
+        if (flag is null)
             return null;
         try
         {
             var driver = _driverField!.GetValue(connection);
-            return driver is null ? null : (bool)_hasStatus!.Invoke(driver, _inTransactionFlag)!;
+            return driver is null ? null : (bool)_hasStatus!.Invoke(driver, flag)!;
         }
         catch (Exception e) when (e is TargetInvocationException or InvalidCastException or NullReferenceException)
         {

@@ -96,6 +96,13 @@ internal sealed class FakePoolFixture : IDisposable
         Driver.Setup(d => d.ReadWaitTimeoutAsync(It.IsAny<DbConnection>(), It.IsAny<TimeSpan>(), It.IsAny<bool>(), It.IsAny<CancellationToken>()))
             .Returns(new ValueTask<TimeSpan?>(serverWaitTimeout));
         Driver.Setup(d => d.IsInTransaction(It.IsAny<DbConnection>())).Returns(false);
+        Driver.Setup(d => d.SessionMayHaveChanged(It.IsAny<DbConnection>())).Returns(false);
+        Driver.Setup(d => d.PrepareSession(It.IsAny<DbConnection>())).Returns((string?)null);
+        Driver.Setup(d => d.ResetSession(It.IsAny<DbConnection>(), It.IsAny<string?>())).Returns((DbConnection c, string? _) =>
+        {
+            Resets.Enqueue(c);
+            return true;
+        });
         Driver.Setup(d => d.ServerThreadId(It.IsAny<DbConnection>())).Returns((int?)null);
         Driver.Setup(d => d.Abort(It.IsAny<DbConnection>())).Returns(true);
 
@@ -129,6 +136,9 @@ internal sealed class FakePoolFixture : IDisposable
 
     /// <summary>Sockets the fake driver reports under connections it opens (set before the connection opens).</summary>
     public ConcurrentDictionary<DbConnection, System.Net.Sockets.Socket> Sockets { get; } = new();
+
+    /// <summary>Connections whose session the pool reset, in order.</summary>
+    public ConcurrentQueue<DbConnection> Resets { get; } = new();
 
     /// <summary>Connections whose ping fails.</summary>
     public HashSet<DbConnection> Dead { get; } = [];

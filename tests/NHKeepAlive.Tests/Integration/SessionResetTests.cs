@@ -1,0 +1,157 @@
+using System;
+using System.Collections.Generic;
+using System.Data.Common;
+using System.Globalization;
+using NHKeepAlive.Tests.Infrastructure;
+using NUnit.Framework;
+
+namespace NHKeepAlive.Tests.Integration;
+
+/// <summary>
+/// With a pool of one connection, caller A changes its session and returns the connection; caller B
+/// takes the same physical connection and must find a fresh session.
+/// </summary>
+[TestFixture(MySqlDriver.MySqlData)]
+[TestFixture(MySqlDriver.MySqlConnector)]
+public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
+{
+    /// <summary>What A leaves behind, and what B must see instead: (name, A's statements, B's probe, what a fresh session answers).</summary>
+    private static IEnumerable<TestCaseData> Leftovers()
+    {
+        yield return Row("autocommit off", ["SET autocommit = 0"], "SELECT @@autocommit", "1");
+        yield return Row("database changed with USE", ["USE mysql"], "SELECT DATABASE()", TestServerDatabase);
+        yield return Row("user variable", ["SET @secret = 'A'"], "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none");
+        yield return Row("named lock", ["SELECT GET_LOCK('nhk_lock', 0)"], "SELECT IFNULL(IS_USED_LOCK('nhk_lock'), 0) = CONNECTION_ID()", "0");
+        yield return Row("transaction begun in plain SQL", ["START TRANSACTION", "INSERT INTO hygiene VALUES (7, 'A')"], "SELECT @@in_transaction", "0");
+        yield return Row("temporary table", ["CREATE TEMPORARY TABLE nhk_tmp (a INT)"], "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'nhk_tmp' AND table_type LIKE '%TEMPORARY%'", "0");
+        yield return Row("sql_mode", ["SET SESSION sql_mode = 'ANSI_QUOTES'"], "SELECT @@SESSION.sql_mode = @@GLOBAL.sql_mode", "1");
+        yield return Row("isolation level", ["SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"], "SELECT @@SESSION.tx_isolation = @@GLOBAL.tx_isolation", "1");
+        yield return Row("time zone", ["SET time_zone = '+05:00'"], "SELECT @@SESSION.time_zone = @@GLOBAL.time_zone", "1");
+    }
+
+    private const string TestServerDatabase = "nhk_test";
+
+    private static TestCaseData Row(string name, string[] a, string probe, string fresh) =>
+        new TestCaseData(a, probe, fresh).SetArgDisplayNames(name);
+
+    [SetUp]
+    public void CreateTable()
+    {
+        Admin.Execute("CREATE TABLE IF NOT EXISTS hygiene (id INT PRIMARY KEY, who VARCHAR(40)) ENGINE=InnoDB");
+        Admin.Execute("DELETE FROM hygiene");
+    }
+
+    [TestCaseSource(nameof(Leftovers))]
+    public void With_the_policy_always_the_next_caller_finds_a_fresh_session(string[] a, string probe, string fresh) =>
+        NextCallerFindsAFreshSession(SessionResetPolicy.Always, a, probe, fresh, then: null);
+
+    /// <summary>The default: MySqlConnector keeps no record of changes, so every return is reset; MySql.Data resets when the server's last reply reports a change.</summary>
+    [TestCaseSource(nameof(Leftovers))]
+    public void With_the_default_policy_a_change_the_server_reports_never_reaches_the_next_caller(string[] a, string probe, string fresh)
+    {
+        if (Driver == MySqlDriver.MySqlData && a[0].Contains("GET_LOCK"))
+            Assert.Ignore("MySql.Data under the default policy: the server does not report named locks (session_track_state_change ignores them); use SessionReset=Always if the application takes them");
+        NextCallerFindsAFreshSession(SessionResetPolicy.Auto, a, probe, fresh, then: null);
+    }
+
+    [Test]
+    public void Autocommit_left_off_is_seen_by_the_default_policy_even_after_later_statements()
+    {
+        NextCallerFindsAFreshSession(SessionResetPolicy.Auto, ["SET autocommit = 0"], "SELECT @@autocommit", "1", then: "SELECT 1");
+    }
+
+    [Test]
+    public void A_plain_sql_transaction_is_ended_by_the_default_policy_even_after_later_statements()
+    {
+        NextCallerFindsAFreshSession(SessionResetPolicy.Auto, ["START TRANSACTION", "INSERT INTO hygiene VALUES (8, 'A')"], "SELECT @@in_transaction", "0", then: "SELECT 1");
+        Assert.That(Admin.Count("SELECT COUNT(*) FROM hygiene WHERE id = 8"), Is.Zero, "A's uncommitted row was never committed");
+    }
+
+    [TestCase(SessionResetPolicy.Auto)]
+    [TestCase(SessionResetPolicy.Always)]
+    public void The_write_of_a_caller_after_one_that_left_autocommit_off_is_committed(SessionResetPolicy policy)
+    {
+        using var pool = PoolOfOne(policy);
+        var a = pool.Rent();
+        Scalar(a, "SET autocommit = 0");
+        pool.Return(a);
+
+        var b = pool.Rent();
+        Assert.That(b, Is.SameAs(a));
+        Scalar(b, "INSERT INTO hygiene VALUES (42, 'B')");
+        pool.Return(b);
+
+        Assert.That(Admin.Count("SELECT COUNT(*) FROM hygiene WHERE id = 42"), Is.EqualTo(1), "B's row is visible from another connection: committed");
+    }
+
+    [Test]
+    public void With_the_policy_never_session_state_does_reach_the_next_caller()
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Never);
+        var a = pool.Rent();
+        Scalar(a, "SET time_zone = '+05:00'");
+        pool.Return(a);
+
+        var b = pool.Rent();
+        Assert.That(Scalar(b, "SELECT @@SESSION.time_zone"), Is.EqualTo("+05:00"), "as named: nothing is reset");
+        pool.Return(b);
+        Assert.That(pool.GetStatistics().SessionResets, Is.Zero);
+    }
+
+    [Test]
+    public void A_clean_return_costs_no_round_trip_where_the_driver_can_tell_and_the_character_set_survives_a_reset()
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        pool.Return(pool.Rent()); // opened, and set up for resets
+        var resetsBefore = pool.GetStatistics().SessionResets;
+        var questions = ServerQuestions();
+
+        for (var i = 0; i < 20; i++)
+        {
+            var c = pool.Rent();
+            Scalar(c, "SELECT 1");
+            pool.Return(c);
+        }
+
+        var sent = ServerQuestions() - questions - 1; // less the admin's own query
+        var resets = pool.GetStatistics().SessionResets - resetsBefore;
+        TestContext.Out.WriteLine($"{Driver}: 20 clean loans sent {sent} statements beyond the admin's, {resets} resets");
+        if (Driver == MySqlDriver.MySqlData)
+            Assert.That((sent, resets), Is.EqualTo((20L, 0L)), "the 20 SELECTs and nothing else: the server's status flags said the sessions were clean");
+        else
+            Assert.That((sent, resets), Is.EqualTo((40L, 20L)), "MySqlConnector keeps no status flags: the default resets every return (one COM_RESET_CONNECTION each)");
+
+        var after = pool.Rent();
+        Assert.That(Scalar(after, "SELECT CAST(@@character_set_client AS CHAR)"), Is.EqualTo(Scalar(after, "SELECT CAST(@@character_set_connection AS CHAR)")));
+        Assert.That(Scalar(after, "SELECT 'naïve ☃'"), Is.EqualTo("naïve ☃"), "text survives the reset both ways");
+        pool.Return(after);
+    }
+
+    /// <summary>The server's count of statements from clients (this query included).</summary>
+    private long ServerQuestions() =>
+        Admin.Count("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'");
+
+    private KeepAlivePool PoolOfOne(SessionResetPolicy policy) => CreatePool(o =>
+    {
+        o.MaxPoolSize = 1;
+        o.SessionReset = policy;
+        o.ConnectionString = TestServer.ConnectionString(Driver, extra: "Allow User Variables=true");
+    });
+
+    private void NextCallerFindsAFreshSession(SessionResetPolicy policy, string[] a, string probe, string fresh, string? then)
+    {
+        using var pool = PoolOfOne(policy);
+        var first = pool.Rent();
+        foreach (var sql in a)
+            Scalar(first, sql);
+        if (then is not null)
+            Scalar(first, then);
+        pool.Return(first);
+
+        var second = pool.Rent();
+        Assert.That(second, Is.SameAs(first), "B got A's connection");
+        Assert.That(Convert.ToString(Scalar(second, probe), CultureInfo.InvariantCulture), Is.EqualTo(fresh), "B sees a fresh session");
+        Assert.That(Scalar(second, "SELECT DATABASE()"), Is.EqualTo(TestServer.Database), "on the connection string's database");
+        pool.Return(second);
+    }
+}
