@@ -48,6 +48,7 @@ public class HeldTransactionTests(MySqlDriver driver) : NHibernateTest(driver)
 
     [TestCase(HeldFault.IdlePastWaitTimeout)]
     [TestCase(HeldFault.Kill)]
+    [TestCase(HeldFault.Restart)]
     public async Task The_same_through_the_async_API(HeldFault fault)
     {
         await CompareWithStock(fault, async: true);
