@@ -22,21 +22,16 @@ public class DriverDecisionTests
 {
     private const string StockDriver = "NHibernate.Driver.MySqlDataDriver";
 
-    // MySqlDriverChoice.Resolve(Auto): both drivers are referenced here, so Auto is MySql.Data.
-    private static readonly object[] s_spellings =
-    [
-        new object[] { "mysql.data", MySqlDriver.MySqlData },
-        new object[] { "MySqlData", MySqlDriver.MySqlData },
-        new object[] { "mysql-data", MySqlDriver.MySqlData },
-        new object[] { "mysqlconnector", MySqlDriver.MySqlConnector },
-        new object[] { "MySqlConnector", MySqlDriver.MySqlConnector },
-        new object[] { "mysql-connector", MySqlDriver.MySqlConnector },
-        new object[] { "mysql_connector", MySqlDriver.MySqlConnector },
-        new object[] { "auto", MySqlDriver.MySqlData },
-        new object[] { "", MySqlDriver.MySqlData },
-    ];
-
-    [TestCaseSource(nameof(s_spellings))]
+    // Spellings: MySqlDriverChoice.Resolve(Auto) is MySql.Data here, where both drivers are referenced.
+    [TestCase("mysql.data", MySqlDriver.MySqlData)]
+    [TestCase("MySqlData", MySqlDriver.MySqlData)]
+    [TestCase("mysql-data", MySqlDriver.MySqlData)]
+    [TestCase("mysqlconnector", MySqlDriver.MySqlConnector)]
+    [TestCase("MySqlConnector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql-connector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql_connector", MySqlDriver.MySqlConnector)]
+    [TestCase("auto", MySqlDriver.MySqlData)]
+    [TestCase("", MySqlDriver.MySqlData)]
     public void A_spelling_as_an_NHibernate_property_without_driver_class(string spelling, MySqlDriver expected)
     {
         var configuration = BareConfiguration(expected);
@@ -47,7 +42,15 @@ public class DriverDecisionTests
         AssertAgree(factory, expected);
     }
 
-    [TestCaseSource(nameof(s_spellings))]
+    [TestCase("mysql.data", MySqlDriver.MySqlData)]
+    [TestCase("MySqlData", MySqlDriver.MySqlData)]
+    [TestCase("mysql-data", MySqlDriver.MySqlData)]
+    [TestCase("mysqlconnector", MySqlDriver.MySqlConnector)]
+    [TestCase("MySqlConnector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql-connector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql_connector", MySqlDriver.MySqlConnector)]
+    [TestCase("auto", MySqlDriver.MySqlData)]
+    [TestCase("", MySqlDriver.MySqlData)]
     public void A_spelling_as_an_NHibernate_property_over_the_stock_driver_class(string spelling, MySqlDriver expected)
     {
         var configuration = BareConfiguration(expected);
@@ -59,7 +62,15 @@ public class DriverDecisionTests
         AssertAgree(factory, expected);
     }
 
-    [TestCaseSource(nameof(s_spellings))]
+    [TestCase("mysql.data", MySqlDriver.MySqlData)]
+    [TestCase("MySqlData", MySqlDriver.MySqlData)]
+    [TestCase("mysql-data", MySqlDriver.MySqlData)]
+    [TestCase("mysqlconnector", MySqlDriver.MySqlConnector)]
+    [TestCase("MySqlConnector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql-connector", MySqlDriver.MySqlConnector)]
+    [TestCase("mysql_connector", MySqlDriver.MySqlConnector)]
+    [TestCase("auto", MySqlDriver.MySqlData)]
+    [TestCase("", MySqlDriver.MySqlData)]
     public void A_spelling_in_appSettings(string spelling, MySqlDriver expected)
     {
         var configuration = BareConfiguration(expected);
