@@ -5,7 +5,6 @@ using System.Collections.Specialized;
 using System.Globalization;
 using System.Threading;
 using NHibernate.Cfg;
-using NHibernate.Driver;
 using Environment = NHibernate.Cfg.Environment;
 
 namespace NHKeepAlive.NHibernate;
@@ -17,8 +16,9 @@ public static class KeepAliveConfiguration
     public static readonly string ProviderTypeName = typeof(KeepAliveConnectionProvider).AssemblyQualifiedName!;
 
     /// <summary>
-    /// Makes <paramref name="configuration"/> use NHKeepAlive: sets <c>connection.provider</c>, replaces
-    /// the stock MySQL driver with one that protects held connections, and passes the options
+    /// Makes <paramref name="configuration"/> use NHKeepAlive: sets <c>connection.provider</c> (which
+    /// installs a driver that protects held connections, chosen as
+    /// <see cref="KeepAliveConnectionProvider"/> describes), and passes the options
     /// (including ones that are not strings, such as the logger factory) to the provider.
     /// The connection string comes from the options if set, else from the configuration.
     /// </summary>
@@ -35,16 +35,12 @@ public static class KeepAliveConfiguration
         if (!string.IsNullOrEmpty(options.ConnectionString))
             configuration.SetProperty(Environment.ConnectionString, options.ConnectionString);
         configuration.SetProperty(Environment.ConnectionProvider, ProviderTypeName);
-        configuration.Properties.TryGetValue(Environment.ConnectionDriver, out var driver);
-        var replacement = KeepAliveConnectionProvider.KeepAliveDriverFor(driver, DriverSetting(options));
-        if (replacement is not null)
-            configuration.SetProperty(Environment.ConnectionDriver, replacement.AssemblyQualifiedName);
+
+        // connection.driver_class is left as it is: the provider decides the driver in one place
+        // (KeepAliveDriverDecision), from these options as appSettings and properties amend them.
         configuration.SetProperty(KeepAliveProperties.OptionsReference, KeepAliveOptionsRegistry.Register(options));
         return configuration;
     }
-
-    private static Dictionary<string, string> DriverSetting(KeepAliveOptions options) =>
-        options.Driver == MySqlDriver.MySqlConnector ? new() { [KeepAliveProperties.Driver] = "mysqlconnector" } : [];
 }
 
 /// <summary>Options made in code, handed to the provider through a string property.</summary>

@@ -1,12 +1,12 @@
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Collections.Specialized;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
 using NHibernate;
 using NHibernate.Connection;
-using NHibernate.Driver;
 using Environment = NHibernate.Cfg.Environment;
 
 namespace NHKeepAlive.NHibernate;
@@ -17,16 +17,35 @@ namespace NHKeepAlive.NHibernate;
 /// and, optionally, <c>nhkeepalive.*</c> properties. It reads <c>connection.connection_string</c> or
 /// <c>connection.connection_string_name</c> as NHibernate's own provider does, installs
 /// <see cref="KeepAliveMySqlDataDriver"/> (or <see cref="KeepAliveMySqlConnectorDriver"/>) in place of
-/// the stock MySQL driver so that connections a session holds are protected too, and owns one pool
+/// the stock MySQL driver so that connections a session holds are protected too (before each command
+/// and before each transaction begins), and owns one pool
 /// per connection string, which it disposes with the session factory: two factories never share a pool.
+/// The driver is decided once for both the pool and NHibernate: an explicit <c>nhkeepalive.driver</c>
+/// (code, appSettings or property) wins, else a <c>connection.driver_class</c> that names MySql.Data or
+/// MySqlConnector (NHibernate's stock <c>MySqlDataDriver</c>, which MySQL dialects and FluentNHibernate
+/// supply without being asked, names neither), else MySql.Data if the application references it, else
+/// MySqlConnector. The two settings naming different drivers is a <see cref="KeepAliveConfigurationException"/>.
 /// </summary>
 public class KeepAliveConnectionProvider : ConnectionProvider
 {
     private static readonly INHibernateLogger s_log = NHibernateLogger.For(typeof(KeepAliveConnectionProvider));
     private readonly ConcurrentDictionary<string, KeepAlivePool> _pools = new(StringComparer.Ordinal);
+    private readonly NameValueCollection? _appSettings;
     private KeepAliveOptions? _options;
+    private KeepAliveDriverDecision? _decision;
     private KeepAlivePool? _pool;
     private int _disposed;
+
+    /// <summary>Creates the provider; NHibernate does this by itself when <c>connection.provider</c> names it.</summary>
+    public KeepAliveConnectionProvider()
+    {
+    }
+
+    /// <summary>For tests: a provider that reads <paramref name="appSettings"/> in place of the application's own.</summary>
+    internal KeepAliveConnectionProvider(NameValueCollection appSettings)
+    {
+        _appSettings = appSettings;
+    }
 
     /// <summary>The pool behind <c>connection.connection_string</c> (null before <see cref="Configure"/>).</summary>
     public KeepAlivePool? Pool => _pool;
@@ -36,11 +55,14 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     {
         if (settings is null)
             throw new ArgumentNullException(nameof(settings));
+        var options = KeepAliveOptionsRegistry.Resolve(settings, _appSettings);
+
+        // One decision for both the NHibernate driver (ConfigureDriver, called by base.Configure) and the pool.
+        var decision = KeepAliveDriverDecision.Decide(options.Driver, settings);
+        _decision = decision;
         base.Configure(settings);
-        var options = KeepAliveOptionsRegistry.Resolve(settings);
         options.ConnectionString = ConnectionString;
-        if (options.Driver == MySqlDriver.Auto)
-            options.Driver = Driver is KeepAliveMySqlConnectorDriver || MentionsMySqlConnector(Driver.GetType().FullName!) ? MySqlDriver.MySqlConnector : MySqlDriver.MySqlData;
+        options.Driver = decision.Driver;
         _options = options;
 
         // Built now, so that a bad option or connection string fails BuildSessionFactory, not the first query.
@@ -52,38 +74,16 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     {
         if (settings is null)
             throw new ArgumentNullException(nameof(settings));
-        settings.TryGetValue(Environment.ConnectionDriver, out var configured);
-        var replacement = KeepAliveDriverFor(configured, settings);
-        if (replacement is null)
+        var decision = _decision ?? throw new InvalidOperationException("ConfigureDriver is called by Configure.");
+        if (!decision.ProtectsHeldConnections)
         {
             s_log.Warn(
                 "NHKeepAlive: the driver {0} is not one NHKeepAlive knows; pooled connections are protected, but connections a session holds for its whole life are not. Use {1} or {2}.",
-                configured, typeof(KeepAliveMySqlDataDriver).FullName, typeof(KeepAliveMySqlConnectorDriver).FullName);
-            base.ConfigureDriver(settings);
-            return;
+                decision.DriverClass, typeof(KeepAliveMySqlDataDriver).FullName, typeof(KeepAliveMySqlConnectorDriver).FullName);
         }
 
-        var copy = new Dictionary<string, string>(settings) { [Environment.ConnectionDriver] = replacement.AssemblyQualifiedName! };
+        var copy = new Dictionary<string, string>(settings) { [Environment.ConnectionDriver] = decision.DriverClass };
         base.ConfigureDriver(copy);
-    }
-
-    /// <summary>The NHKeepAlive driver that stands in for <paramref name="configured"/>, or null to keep the configured one.</summary>
-    internal static Type? KeepAliveDriverFor(string? configured, IDictionary<string, string> settings)
-    {
-        var typeName = configured?.Split(',')[0].Trim();
-        if (string.IsNullOrEmpty(typeName))
-        {
-            settings.TryGetValue(KeepAliveProperties.Driver, out var wanted);
-            return wanted is not null && wanted.Replace(".", string.Empty).Equals("mysqlconnector", StringComparison.OrdinalIgnoreCase)
-                ? typeof(KeepAliveMySqlConnectorDriver)
-                : typeof(KeepAliveMySqlDataDriver);
-        }
-
-        if (typeName == typeof(KeepAliveMySqlDataDriver).FullName || typeName == typeof(MySqlDataDriver).FullName)
-            return typeof(KeepAliveMySqlDataDriver);
-        if (typeName == typeof(KeepAliveMySqlConnectorDriver).FullName || MentionsMySqlConnector(typeName!))
-            return typeof(KeepAliveMySqlConnectorDriver);
-        return null;
     }
 
     /// <inheritdoc />
@@ -117,10 +117,6 @@ public class KeepAliveConnectionProvider : ConnectionProvider
 
         base.Dispose(isDisposing);
     }
-
-#pragma warning disable CA2249 // netstandard2.0 has no string.Contains(string, StringComparison).
-    private static bool MentionsMySqlConnector(string typeName) => typeName.IndexOf("MySqlConnector", StringComparison.OrdinalIgnoreCase) >= 0;
-#pragma warning restore CA2249
 
     private KeepAlivePool PoolFor(string connectionString)
     {
