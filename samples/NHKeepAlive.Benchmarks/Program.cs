@@ -102,8 +102,10 @@ internal static class Program
         clean.AddRange([new Cell(keepAlive, false), new Cell(noSocketCheck, false), new Cell(never, false), new Cell(held, false)]);
         var dirty = new List<Cell> { new(keepAlive, true), new(always, true) };
         var cells = clean.Concat(dirty).ToList();
+        // Measured in this order (rotating each round), so that each ratio's two cells run next to each other.
+        var order = cells.OrderBy(c => c.Config == noSocketCheck ? cells.IndexOf(clean.Single(k => k.Config == keepAlive)) - 0.5 : cells.IndexOf(c)).ToList();
 
-        var results = Throughput.MeasureInterleaved(cells, s_callers, TimeSpan.FromSeconds(seconds), rounds);
+        var results = Throughput.MeasureInterleaved(order, s_callers, TimeSpan.FromSeconds(seconds), rounds);
         configs.ForEach(c => c.Dispose());
         foreach (var cell in cells)
         {
@@ -151,24 +153,39 @@ internal static class Program
             ("session hygiene, clean path: SessionReset=Auto / Never", ka, clean.Single(c => c.Config == never), 0.9, false, "≥ 0.9×"),
             ("dirty workload: SessionReset=Auto / Always", dirty[0], dirty[1], 0, false, "none (both reset)"),
         ]);
+        md.AppendLine("Each ratio is the median over the rounds of the ratio of the two configurations' slices in the same round, with the lowest and highest round in brackets: the spread shows how much of a difference this machine can tell apart.");
+        md.AppendLine();
         md.AppendLine("| ratio | " + string.Join(" | ", s_callers.Select(c => $"{c}")) + " | target | met |");
         md.AppendLine("|---|" + string.Concat(s_callers.Select(_ => "---:|")) + "---|---|");
         Console.WriteLine($"  ratios ({name}):");
         foreach (var (label, over, under, min, onlyOne, target) in ratios)
         {
-            var values = s_callers.Select(c => (Callers: c, Ratio: results[(over, c)].OpsPerSecond / Math.Max(1e-9, results[(under, c)].OpsPerSecond))).ToList();
-            var missed = values.Where(v => (!onlyOne || v.Callers == 1) && v.Ratio < min).Select(v => v.Callers.ToString(CultureInfo.InvariantCulture)).ToList();
+            var values = s_callers.Select(c => (Callers: c, Ratio: results[(over, c)].RatioTo(results[(under, c)]))).ToList();
+            var missed = values.Where(v => (!onlyOne || v.Callers == 1) && v.Ratio.Median < min).Select(v => v.Callers.ToString(CultureInfo.InvariantCulture)).ToList();
             var met = min <= 0 ? "—" : missed.Count == 0 ? "yes" : $"**no** ({string.Join(", ", missed)} caller{(missed.Count > 1 || missed[0] != "1" ? "s" : string.Empty)})";
-            var cellsText = string.Join(" | ", values.Select(v => string.Create(CultureInfo.InvariantCulture, $"{v.Ratio:0.00}×")));
+            var cellsText = string.Join(" | ", values.Select(v => string.Create(CultureInfo.InvariantCulture, $"**{v.Ratio.Median:0.00}×** ({v.Ratio.Low:0.00}–{v.Ratio.High:0.00})")));
             md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {cellsText} | {target} | {met} |");
-            Console.WriteLine($"    {label,-70} {cellsText.Replace(" | ", "  ", StringComparison.Ordinal)}  target {target}: {met.Replace("**", string.Empty, StringComparison.Ordinal)}");
+            Console.WriteLine($"    {label,-70} {cellsText.Replace(" | ", "  ", StringComparison.Ordinal).Replace("**", string.Empty, StringComparison.Ordinal)}  target {target}: {met.Replace("**", string.Empty, StringComparison.Ordinal)}");
         }
 
         md.AppendLine();
     }
 }
 
-internal sealed record Result(double OpsPerSecond, double CpuMicrosPerOp, long Errors);
+/// <summary>A cell's throughput over all its slices, and each slice's (in round order).</summary>
+internal sealed record Result(double OpsPerSecond, double CpuMicrosPerOp, long Errors, IReadOnlyList<double> SliceOpsPerSecond)
+{
+    /// <summary>
+    /// This cell's throughput over <paramref name="other"/>'s: the median, over the rounds, of the ratio of
+    /// their slices of the same round (which ran close in time), and the lowest and highest of those.
+    /// </summary>
+    public (double Median, double Low, double High) RatioTo(Result other)
+    {
+        var ratios = SliceOpsPerSecond.Zip(other.SliceOpsPerSecond, (a, b) => a / Math.Max(1e-9, b)).OrderBy(r => r).ToList();
+        var median = ratios.Count % 2 == 1 ? ratios[ratios.Count / 2] : (ratios[(ratios.Count / 2) - 1] + ratios[ratios.Count / 2]) / 2;
+        return (median, ratios[0], ratios[^1]);
+    }
+}
 
 /// <summary>A configuration and a workload: clean (SELECT 1) or dirty (SET @x=1, then SELECT 1).</summary>
 internal sealed record Cell(Config Config, bool Dirty)
@@ -288,6 +305,7 @@ internal static class Throughput
         foreach (var callers in callerCounts)
         {
             var sums = cells.ToDictionary(c => c, _ => (Ops: 0L, Cpu: TimeSpan.Zero, Elapsed: TimeSpan.Zero, Errors: 0L));
+            var slices = cells.ToDictionary(c => c, _ => new double[rounds]);
             for (var round = 0; round < rounds; round++)
             {
                 for (var i = 0; i < cells.Count; i++)
@@ -296,11 +314,12 @@ internal static class Throughput
                     var (ops, cpu, elapsed, errors) = Slice(cell, callers, perCell / rounds, round == 0 ? s_firstWarmUp : s_warmUp);
                     var sum = sums[cell];
                     sums[cell] = (sum.Ops + ops, sum.Cpu + cpu, sum.Elapsed + elapsed, sum.Errors + errors);
+                    slices[cell][round] = ops / elapsed.TotalSeconds;
                 }
             }
 
             foreach (var (cell, sum) in sums)
-                results[(cell, callers)] = new Result(sum.Ops / sum.Elapsed.TotalSeconds, sum.Ops == 0 ? 0 : sum.Cpu.TotalMilliseconds * 1000 / sum.Ops, sum.Errors);
+                results[(cell, callers)] = new Result(sum.Ops / sum.Elapsed.TotalSeconds, sum.Ops == 0 ? 0 : sum.Cpu.TotalMilliseconds * 1000 / sum.Ops, sum.Errors, slices[cell]);
         }
 
         return results;
