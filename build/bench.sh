@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks: NHKeepAlive against the stock pools of MySql.Data and MySqlConnector, in one run, on a
-# throwaway MariaDB. Writes docs/benchmarks.md. NHK_BENCH_SECONDS sets the seconds per cell (default 3).
+# Benchmarks: NHKeepAlive (with its socket check and session reset on and off) against the stock pools of
+# MySql.Data and MySqlConnector, in one run, on a throwaway MariaDB; then the cost of one socket poll, the
+# first query after a fault, and the keepalive's CPU per ping net of the idle baseline. Writes
+# docs/benchmarks.md. About 4-5 minutes on 2 cores. NHK_BENCH_SECONDS sets the seconds per cell (default
+# 2.5), NHK_BENCH_ROUNDS the slices each cell is measured in, taking turns with the other configurations
+# of the same driver (default 5).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -5,15 +5,18 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Net.Sockets;
+using System.Reflection;
 using System.Text;
 using System.Threading;
 
 namespace NHKeepAlive.Benchmarks;
 
 /// <summary>
-/// Checkout + SELECT 1 + return, at 1, 8 and 32 callers, for NHKeepAlive and the stock pools of both
-/// drivers, measured in one run on one server; then the first query after an idle past wait_timeout and
-/// after a restart; then the keepalive's cost with 100 idle connections. Writes a Markdown report.
+/// Checkout + SELECT 1 + return, at 1, 8 and 32 callers, for NHKeepAlive (with its options on and off)
+/// and the stock pools of both drivers, measured in one run on one server, the cells of each driver
+/// interleaved; the cost of one socket poll; then the first query after an idle past wait_timeout and
+/// after a restart; then the keepalive's CPU per ping net of the idle process. Writes a Markdown report.
 /// </summary>
 internal static class Program
 {
@@ -22,60 +25,33 @@ internal static class Program
     public static int Main(string[] args)
     {
         var report = args.Length > 0 ? args[0] : Path.Combine("docs", "benchmarks.md");
-        var seconds = double.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_SECONDS") ?? "3", CultureInfo.InvariantCulture);
+        var seconds = double.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_SECONDS") ?? "2.5", CultureInfo.InvariantCulture);
+        var rounds = int.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_ROUNDS") ?? "5", CultureInfo.InvariantCulture);
+        var total = Stopwatch.StartNew();
         var server = new Server();
+        server.SetMaxConnections(500); // every configuration of one driver stays open while its cells interleave
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} by `build/bench.sh` on {Environment.ProcessorCount} cores against MariaDB {server.Version} on loopback, {seconds:0.#} s per cell after a warm-up. Work per operation: check a connection out, `SELECT 1`, give it back. CPU is the benchmark process's CPU time per operation (client side). Numbers swing with how busy the machine is; ratios come from the same run.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} by `build/bench.sh` on {Environment.ProcessorCount} cores against MariaDB {server.Version} on loopback. Work per operation: check a connection out, `SELECT 1`, give it back (the dirty workload runs `SET @x=1` first, as its own command). {seconds:0.#} s per cell, measured in {rounds} slices that take turns with the other configurations of the same driver (so that a change in how busy the machine is falls on every configuration alike), each slice after a short warm-up. CPU is the benchmark process's CPU time per operation (client side). Numbers swing with how busy the machine is; every ratio comes from cells of the same run.");
         md.AppendLine();
 
-        var groups = new (string Driver, Config[] Configs)[]
+        foreach (var driver in new[] { MySqlDriver.MySqlData, MySqlDriver.MySqlConnector })
+            ThroughputSection(server, driver, seconds, rounds, md);
+
+        Console.WriteLine("== cost of one socket poll");
+        md.AppendLine("### The cost of one socket check");
+        md.AppendLine();
+        md.AppendLine("`Socket.Poll(0, SelectMode.SelectRead)` in a tight loop on the socket under a live pooled connection (found by walking the driver's objects as `SocketAborter` does); the poll consumes nothing.");
+        md.AppendLine();
+        md.AppendLine("| driver | polls | ns per poll | socket readable |");
+        md.AppendLine("|---|---:|---:|---|");
+        foreach (var driver in new[] { MySqlDriver.MySqlData, MySqlDriver.MySqlConnector })
         {
-            ("MySql.Data 26.10.0", [
-                Config.MySqlDataStock(server), Config.KeepAlive(server, MySqlDriver.MySqlData), Config.Held(server, MySqlDriver.MySqlData)]),
-            ("MySqlConnector 2.6.2", [
-                Config.ConnectorStock(server, reset: true), Config.ConnectorStock(server, reset: false), Config.KeepAlive(server, MySqlDriver.MySqlConnector), Config.Held(server, MySqlDriver.MySqlConnector)]),
-        };
-
-        foreach (var (driver, configs) in groups)
-        {
-            Console.WriteLine($"== {driver}");
-            var results = new Dictionary<(string, int), Result>();
-            foreach (var config in configs)
-            {
-                foreach (var callers in s_callers)
-                {
-                    var result = Throughput.Measure(config, callers, TimeSpan.FromSeconds(seconds));
-                    results[(config.Name, callers)] = result;
-                    Console.WriteLine($"  {config.Name,-42} {callers,2} callers: {result.OpsPerSecond,9:N0} ops/s, {result.CpuMicrosPerOp,6:0.0} µs CPU/op, {result.Errors} errors");
-                }
-
-                config.Dispose();
-            }
-
-            md.AppendLine(CultureInfo.InvariantCulture, $"### {driver}: throughput (ops/s) and client CPU per operation");
-            md.AppendLine();
-            md.AppendLine("| configuration | " + string.Join(" | ", s_callers.Select(c => $"{c} caller{(c > 1 ? "s" : string.Empty)}")) + " |");
-            md.AppendLine("|---|" + string.Concat(s_callers.Select(_ => "---:|")));
-            foreach (var config in configs)
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {config.Name} | {string.Join(" | ", s_callers.Select(c => string.Create(CultureInfo.InvariantCulture, $"{results[(config.Name, c)].OpsPerSecond:N0} ({results[(config.Name, c)].CpuMicrosPerOp:0} µs)")))} |");
-            md.AppendLine();
-            var keepAlive = configs.Single(c => c.IsKeepAlive).Name;
-            md.AppendLine("| NHKeepAlive's ratio to | " + string.Join(" | ", s_callers.Select(c => $"{c}")) + " | target |");
-            md.AppendLine("|---|" + string.Concat(s_callers.Select(_ => "---:|")) + "---|");
-            foreach (var other in configs.Where(c => !c.IsKeepAlive))
-            {
-                var target = other.Kind switch
-                {
-                    "stock" => "≥ 1.5×",
-                    "noreset" => "≥ 0.9×",
-                    _ => "≥ 0.85× at 1 caller",
-                };
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {other.Name} | {string.Join(" | ", s_callers.Select(c => string.Create(CultureInfo.InvariantCulture, $"{results[(keepAlive, c)].OpsPerSecond / results[(other.Name, c)].OpsPerSecond:0.00}×")))} | {target} |");
-            }
-
-            md.AppendLine();
+            var poll = PollCost.Measure(server, driver);
+            Console.WriteLine($"  {Config.DriverName(driver),-16} {poll}");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {Config.DriverName(driver)} | {poll} |");
         }
 
+        md.AppendLine();
         Console.WriteLine("== first query after a fault");
         md.AppendLine("### The first query after an idle past `wait_timeout`, and after a server restart");
         md.AppendLine();
@@ -92,6 +68,7 @@ internal static class Program
         }
 
         md.AppendLine();
+        server.SetMaxConnections(500); // the restart forgot it
         Console.WriteLine("== keepalive cost");
         var cost = KeepAliveCost.Measure(server);
         md.AppendLine("### What the keepalive costs");
@@ -101,21 +78,129 @@ internal static class Program
 
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(report))!);
         File.WriteAllText(report, md.ToString());
-        Console.WriteLine($"report: {report}");
+        Console.WriteLine($"report: {report} ({total.Elapsed.TotalSeconds:0} s)");
         return 0;
+    }
+
+    private static void ThroughputSection(Server server, MySqlDriver driver, double seconds, int rounds, StringBuilder md)
+    {
+        var name = Config.DriverName(driver);
+        var title = driver == MySqlDriver.MySqlData ? "MySql.Data 26.10.0" : "MySqlConnector 2.6.2";
+        Console.WriteLine($"== {title}");
+        var stock = driver == MySqlDriver.MySqlData ? Config.MySqlDataStock(server) : Config.ConnectorStock(server, reset: true);
+        var noReset = driver == MySqlDriver.MySqlConnector ? Config.ConnectorStock(server, reset: false) : null;
+        var keepAlive = Config.KeepAlive(server, driver);
+        var noSocketCheck = Config.KeepAlive(server, driver, o => o.SocketCheck = false, "NHKeepAlive, SocketCheck off");
+        var never = Config.KeepAlive(server, driver, o => o.SessionReset = SessionResetPolicy.Never, "NHKeepAlive, SessionReset=Never");
+        var always = Config.KeepAlive(server, driver, o => o.SessionReset = SessionResetPolicy.Always, "NHKeepAlive, SessionReset=Always");
+        var held = Config.Held(server, driver);
+        var configs = new[] { stock, noReset, keepAlive, noSocketCheck, never, always, held }.OfType<Config>().ToList();
+
+        var clean = new List<Cell> { new(stock, false), };
+        if (noReset is not null)
+            clean.Add(new Cell(noReset, false));
+        clean.AddRange([new Cell(keepAlive, false), new Cell(noSocketCheck, false), new Cell(never, false), new Cell(held, false)]);
+        var dirty = new List<Cell> { new(keepAlive, true), new(always, true) };
+        var cells = clean.Concat(dirty).ToList();
+        // Measured in this order (rotating each round), so that each ratio's two cells run next to each other.
+        var order = cells.OrderBy(c => c.Config == noSocketCheck ? cells.IndexOf(clean.Single(k => k.Config == keepAlive)) - 0.5 : cells.IndexOf(c)).ToList();
+
+        var results = Throughput.MeasureInterleaved(order, s_callers, TimeSpan.FromSeconds(seconds), rounds);
+        configs.ForEach(c => c.Dispose());
+        foreach (var cell in cells)
+        {
+            foreach (var callers in s_callers)
+            {
+                var r = results[(cell, callers)];
+                Console.WriteLine($"  {cell.Name,-62} {callers,2} callers: {r.OpsPerSecond,9:N0} ops/s, {r.CpuMicrosPerOp,6:0.0} µs CPU/op, {r.Errors} errors");
+            }
+        }
+
+        if (Throughput.TakeFirstError() is { } error)
+            Console.WriteLine($"  first error: {error}");
+
+        string Row(Cell cell) =>
+            $"| {cell.Name} | {string.Join(" | ", s_callers.Select(c => string.Create(CultureInfo.InvariantCulture, $"{results[(cell, c)].OpsPerSecond:N0} ({results[(cell, c)].CpuMicrosPerOp:0} µs){(results[(cell, c)].Errors > 0 ? $", {results[(cell, c)].Errors} errors" : string.Empty)}")))} |";
+        var header = "| configuration | " + string.Join(" | ", s_callers.Select(c => $"{c} caller{(c > 1 ? "s" : string.Empty)}")) + " |";
+        var rule = "|---|" + string.Concat(s_callers.Select(_ => "---:|"));
+
+        md.AppendLine(CultureInfo.InvariantCulture, $"### {title}: throughput (ops/s) and client CPU per operation");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"NHKeepAlive's rows without a note use its defaults (`SocketCheck` on, `SessionReset=Auto`).");
+        md.AppendLine();
+        md.AppendLine(header);
+        md.AppendLine(rule);
+        clean.ForEach(c => md.AppendLine(Row(c)));
+        md.AppendLine();
+        md.AppendLine("The dirty workload: every caller runs `SET @x=1` before its `SELECT 1`, so every connection comes back with changed session state.");
+        md.AppendLine();
+        md.AppendLine(header);
+        md.AppendLine(rule);
+        dirty.ForEach(c => md.AppendLine(Row(c)));
+        md.AppendLine();
+
+        var ka = clean.Single(c => c.Config == keepAlive);
+        var ratios = new List<(string Label, Cell Over, Cell Under, double Min, bool OnlyOneCaller, string Target)>
+        {
+            ($"NHKeepAlive (defaults) / {stock.Name}", ka, clean[0], 1.5, false, "≥ 1.5×"),
+        };
+        if (noReset is not null)
+            ratios.Add(($"NHKeepAlive (defaults) / {noReset.Name}", ka, clean[1], 0.9, false, "≥ 0.9×"));
+        ratios.AddRange(
+        [
+            ("NHKeepAlive (defaults) / one held connection per caller (floor)", ka, clean.Single(c => c.Config == held), 0.85, true, "≥ 0.85× at 1 caller"),
+            ("socket check: SocketCheck on / off", ka, clean.Single(c => c.Config == noSocketCheck), 0.97, false, "≥ 0.97×"),
+            ("session hygiene, clean path: SessionReset=Auto / Never", ka, clean.Single(c => c.Config == never), 0.9, false, "≥ 0.9×"),
+            ("dirty workload: SessionReset=Auto / Always", dirty[0], dirty[1], 0, false, "none (both reset)"),
+        ]);
+        md.AppendLine("Each ratio is the median over the rounds of the ratio of the two configurations' slices in the same round, with the lowest and highest round in brackets: the spread shows how much of a difference this machine can tell apart.");
+        md.AppendLine();
+        md.AppendLine("| ratio | " + string.Join(" | ", s_callers.Select(c => $"{c}")) + " | target | met |");
+        md.AppendLine("|---|" + string.Concat(s_callers.Select(_ => "---:|")) + "---|---|");
+        Console.WriteLine($"  ratios ({name}):");
+        foreach (var (label, over, under, min, onlyOne, target) in ratios)
+        {
+            var values = s_callers.Select(c => (Callers: c, Ratio: results[(over, c)].RatioTo(results[(under, c)]))).ToList();
+            var missed = values.Where(v => (!onlyOne || v.Callers == 1) && v.Ratio.Median < min).Select(v => v.Callers.ToString(CultureInfo.InvariantCulture)).ToList();
+            var met = min <= 0 ? "—" : missed.Count == 0 ? "yes" : $"**no** ({string.Join(", ", missed)} caller{(missed.Count > 1 || missed[0] != "1" ? "s" : string.Empty)})";
+            var cellsText = string.Join(" | ", values.Select(v => string.Create(CultureInfo.InvariantCulture, $"**{v.Ratio.Median:0.00}×** ({v.Ratio.Low:0.00}–{v.Ratio.High:0.00})")));
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {cellsText} | {target} | {met} |");
+            Console.WriteLine($"    {label,-70} {cellsText.Replace(" | ", "  ", StringComparison.Ordinal).Replace("**", string.Empty, StringComparison.Ordinal)}  target {target}: {met.Replace("**", string.Empty, StringComparison.Ordinal)}");
+        }
+
+        md.AppendLine();
     }
 }
 
-internal sealed record Result(double OpsPerSecond, double CpuMicrosPerOp, long Errors);
+/// <summary>A cell's throughput over all its slices, and each slice's (in round order).</summary>
+internal sealed record Result(double OpsPerSecond, double CpuMicrosPerOp, long Errors, IReadOnlyList<double> SliceOpsPerSecond)
+{
+    /// <summary>
+    /// This cell's throughput over <paramref name="other"/>'s: the median, over the rounds, of the ratio of
+    /// their slices of the same round (which ran close in time), and the lowest and highest of those.
+    /// </summary>
+    public (double Median, double Low, double High) RatioTo(Result other)
+    {
+        var ratios = SliceOpsPerSecond.Zip(other.SliceOpsPerSecond, (a, b) => a / Math.Max(1e-9, b)).OrderBy(r => r).ToList();
+        var median = ratios.Count % 2 == 1 ? ratios[ratios.Count / 2] : (ratios[(ratios.Count / 2) - 1] + ratios[ratios.Count / 2]) / 2;
+        return (median, ratios[0], ratios[^1]);
+    }
+}
+
+/// <summary>A configuration and a workload: clean (SELECT 1) or dirty (SET @x=1, then SELECT 1).</summary>
+internal sealed record Cell(Config Config, bool Dirty)
+{
+    public string Name => Dirty ? $"{Config.Name}, dirty workload" : Config.Name;
+}
 
 /// <summary>One way of getting a connection for an operation.</summary>
 internal sealed class Config : IDisposable
 {
     private readonly Func<int, DbConnection> _take;
-    private readonly Action<int, DbConnection> _give;
+    private readonly Action<int, DbConnection, Exception?> _give;
     private readonly Action _dispose;
 
-    private Config(string name, string kind, Func<int, DbConnection> take, Action<int, DbConnection> give, Action dispose)
+    private Config(string name, string kind, Func<int, DbConnection> take, Action<int, DbConnection, Exception?> give, Action dispose)
     {
         Name = name;
         Kind = kind;
@@ -129,20 +214,21 @@ internal sealed class Config : IDisposable
     /// <summary>stock, noreset, keepalive or floor.</summary>
     public string Kind { get; }
 
-    public bool IsKeepAlive => Kind == "keepalive";
-
     public DbConnection Take(int caller) => _take(caller);
 
-    public void Give(int caller, DbConnection connection) => _give(caller, connection);
+    /// <summary>Gives the connection back; <paramref name="failure"/> is what went wrong on it, if anything.</summary>
+    public void Give(int caller, DbConnection connection, Exception? failure = null) => _give(caller, connection, failure);
 
     public void Dispose() => _dispose();
+
+    public static string DriverName(MySqlDriver driver) => driver == MySqlDriver.MySqlData ? "MySql.Data" : "MySqlConnector";
 
     public static Config MySqlDataStock(Server server)
     {
         var cs = server.ConnectionString(MySqlDriver.MySqlData);
         return new Config("MySql.Data pool (default)", "stock",
             _ => { var c = new MySql.Data.MySqlClient.MySqlConnection(cs); c.Open(); return c; },
-            (_, c) => c.Dispose(),
+            (_, c, _) => c.Dispose(),
             MySql.Data.MySqlClient.MySqlConnection.ClearAllPools);
     }
 
@@ -151,14 +237,16 @@ internal sealed class Config : IDisposable
         var cs = server.ConnectionString(MySqlDriver.MySqlConnector) + (reset ? string.Empty : ";ConnectionReset=false");
         return new Config(reset ? "MySqlConnector pool (default)" : "MySqlConnector pool, ConnectionReset=false", reset ? "stock" : "noreset",
             _ => { var c = new MySqlConnector.MySqlConnection(cs); c.Open(); return c; },
-            (_, c) => c.Dispose(),
+            (_, c, _) => c.Dispose(),
             MySqlConnector.MySqlConnection.ClearAllPools);
     }
 
-    public static Config KeepAlive(Server server, MySqlDriver driver)
+    public static Config KeepAlive(Server server, MySqlDriver driver, Action<KeepAliveOptions>? configure = null, string? name = null)
     {
-        var pool = new KeepAlivePool(new KeepAliveOptions { ConnectionString = server.ConnectionString(driver), Driver = driver });
-        return new Config($"NHKeepAlive on {(driver == MySqlDriver.MySqlData ? "MySql.Data" : "MySqlConnector")}", "keepalive", _ => pool.Rent(), (_, c) => pool.Return(c), pool.Dispose);
+        var options = new KeepAliveOptions { ConnectionString = server.ConnectionString(driver), Driver = driver };
+        configure?.Invoke(options);
+        var pool = new KeepAlivePool(options);
+        return new Config(name ?? $"NHKeepAlive on {DriverName(driver)}", "keepalive", _ => pool.Rent(), (_, c, failure) => pool.Return(c, failure), pool.Dispose);
     }
 
     /// <summary>One connection per caller, opened once: the floor (a single round trip per operation).</summary>
@@ -182,7 +270,14 @@ internal sealed class Config : IDisposable
                     return c;
                 }
             },
-            (_, _) => { },
+            (caller, c, failure) =>
+            {
+                if (failure is null)
+                    return;
+                lock (gate)
+                    held.Remove(caller); // reopened at the caller's next operation
+                c.Dispose();
+            },
             () =>
             {
                 foreach (var c in held.Values)
@@ -193,40 +288,90 @@ internal sealed class Config : IDisposable
 
 internal static class Throughput
 {
-    public static Result Measure(Config config, int callers, TimeSpan duration)
+    private static readonly TimeSpan s_firstWarmUp = TimeSpan.FromSeconds(0.6);
+    private static readonly TimeSpan s_warmUp = TimeSpan.FromSeconds(0.2);
+    private static string? s_firstError;
+
+    /// <summary>The first error any cell met (printed with the cell), then cleared.</summary>
+    public static string? TakeFirstError() => Interlocked.Exchange(ref s_firstError, null);
+
+    /// <summary>
+    /// Measures every cell at each number of callers, <paramref name="perCell"/> in all, split into
+    /// <paramref name="rounds"/> slices that take turns (the order rotates each round).
+    /// </summary>
+    public static Dictionary<(Cell, int), Result> MeasureInterleaved(IReadOnlyList<Cell> cells, int[] callerCounts, TimeSpan perCell, int rounds)
+    {
+        var results = new Dictionary<(Cell, int), Result>();
+        foreach (var callers in callerCounts)
+        {
+            var sums = cells.ToDictionary(c => c, _ => (Ops: 0L, Cpu: TimeSpan.Zero, Elapsed: TimeSpan.Zero, Errors: 0L));
+            var slices = cells.ToDictionary(c => c, _ => new double[rounds]);
+            for (var round = 0; round < rounds; round++)
+            {
+                for (var i = 0; i < cells.Count; i++)
+                {
+                    var cell = cells[(i + round) % cells.Count];
+                    var (ops, cpu, elapsed, errors) = Slice(cell, callers, perCell / rounds, round == 0 ? s_firstWarmUp : s_warmUp);
+                    var sum = sums[cell];
+                    sums[cell] = (sum.Ops + ops, sum.Cpu + cpu, sum.Elapsed + elapsed, sum.Errors + errors);
+                    slices[cell][round] = ops / elapsed.TotalSeconds;
+                }
+            }
+
+            foreach (var (cell, sum) in sums)
+                results[(cell, callers)] = new Result(sum.Ops / sum.Elapsed.TotalSeconds, sum.Ops == 0 ? 0 : sum.Cpu.TotalMilliseconds * 1000 / sum.Ops, sum.Errors, slices[cell]);
+        }
+
+        return results;
+    }
+
+    private static (long Ops, TimeSpan Cpu, TimeSpan Elapsed, long Errors) Slice(Cell cell, int callers, TimeSpan duration, TimeSpan warmUp)
     {
         long ops = 0;
         long errors = 0;
         var measuring = false;
         var stop = false;
+        var config = cell.Config;
         using var started = new CountdownEvent(callers);
         var threads = Enumerable.Range(0, callers).Select(caller => new Thread(() =>
         {
             started.Signal();
             while (!Volatile.Read(ref stop))
             {
+                DbConnection? c = null;
                 try
                 {
-                    var c = config.Take(caller);
+                    c = config.Take(caller);
+                    if (cell.Dirty)
+                    {
+                        using var set = c.CreateCommand();
+                        set.CommandText = "SET @x=1";
+                        set.ExecuteNonQuery();
+                    }
+
                     using (var command = c.CreateCommand())
                     {
                         command.CommandText = "SELECT 1";
                         command.ExecuteScalar();
                     }
 
-                    config.Give(caller, c);
+                    config.Give(caller, c, null);
                     if (Volatile.Read(ref measuring))
                         Interlocked.Increment(ref ops);
                 }
-                catch (Exception)
+                catch (Exception e)
                 {
-                    Interlocked.Increment(ref errors);
+                    if (c is not null)
+                        config.Give(caller, c, e); // never leak a connection: a leak would starve every later cell
+                    if (Volatile.Read(ref measuring))
+                        Interlocked.Increment(ref errors);
+                    Interlocked.CompareExchange(ref s_firstError, $"{e.GetType().Name}: {e.Message}", null);
                 }
             }
         }) { IsBackground = true }).ToList();
         threads.ForEach(t => t.Start());
         started.Wait();
-        Thread.Sleep(TimeSpan.FromSeconds(0.7)); // warm-up: connections opened, JIT done
+        Thread.Sleep(warmUp); // connections opened or revalidated, JIT done
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, true);
@@ -236,8 +381,77 @@ internal static class Throughput
         var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
         Volatile.Write(ref stop, true);
         threads.ForEach(t => t.Join(TimeSpan.FromSeconds(30)));
-        var count = Interlocked.Read(ref ops);
-        return new Result(count / elapsed.TotalSeconds, count == 0 ? 0 : cpuUsed.TotalMilliseconds * 1000 / count, Interlocked.Read(ref errors));
+        return (Interlocked.Read(ref ops), cpuUsed, elapsed, Interlocked.Read(ref errors));
+    }
+}
+
+/// <summary>The cost of the socket check: a tight loop of non-blocking polls on a live pooled connection's socket.</summary>
+internal static class PollCost
+{
+    private const int Polls = 1_000_000;
+    private const BindingFlags Fields = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+
+    public static string Measure(Server server, MySqlDriver driver)
+    {
+        using var pool = new KeepAlivePool(new KeepAliveOptions { ConnectionString = server.ConnectionString(driver), Driver = driver });
+        var connection = pool.Rent();
+        try
+        {
+            var socket = FindSocket(connection);
+            if (socket is null)
+                return "no socket found under the connection | — | —";
+            var readable = false;
+            for (var i = 0; i < 10_000; i++)
+                readable |= socket.Poll(0, SelectMode.SelectRead); // warm-up
+            var best = double.MaxValue;
+            for (var run = 0; run < 3; run++)
+            {
+                var watch = Stopwatch.StartNew();
+                for (var i = 0; i < Polls; i++)
+                    readable |= socket.Poll(0, SelectMode.SelectRead);
+                best = Math.Min(best, watch.Elapsed.TotalMilliseconds * 1_000_000 / Polls);
+            }
+
+            return string.Create(CultureInfo.InvariantCulture, $"3 × {Polls:N0} | {best:0} (best of 3) | {(readable ? "**yes** (unexpected on a live idle connection)" : "no")}");
+        }
+        finally
+        {
+            pool.Return(connection);
+        }
+    }
+
+    /// <summary>The TCP socket under a driver's connection, found as src/NHKeepAlive/Drivers/SocketAborter.cs finds it.</summary>
+    private static Socket? FindSocket(object root)
+    {
+        var driverAssembly = root.GetType().Assembly;
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var queue = new Queue<(object Value, int Depth)>();
+        queue.Enqueue((root, 0));
+        while (queue.Count > 0)
+        {
+            var (value, depth) = queue.Dequeue();
+            if (!seen.Add(value))
+                continue;
+            if (value is Socket socket)
+                return socket;
+            if (depth >= 6)
+                continue;
+            for (var type = value.GetType(); type is not null && type != typeof(object); type = type.BaseType)
+            {
+                foreach (var field in type.GetFields(Fields))
+                {
+                    if (field.FieldType.IsValueType || field.FieldType == typeof(string) || field.FieldType.IsArray)
+                        continue;
+                    var child = field.GetValue(value);
+                    if (child is null)
+                        continue;
+                    if (child is Socket or Stream or TcpClient || child.GetType().Assembly == driverAssembly)
+                        queue.Enqueue((child, depth + 1));
+                }
+            }
+        }
+
+        return null;
     }
 }
 
@@ -301,11 +515,33 @@ internal static class FirstQuery
 
 internal static class KeepAliveCost
 {
+    /// <summary>
+    /// The keepalive's CPU per ping, net of what the same process spends idling: the same number of
+    /// idle connections for the same wall time with the keepalive off gives the baseline, subtracted
+    /// before dividing by the pings.
+    /// </summary>
     public static string Measure(Server server)
     {
         const int connections = 100;
         var interval = TimeSpan.FromSeconds(1);
         var window = TimeSpan.FromSeconds(10);
+        var (baselineCpu, baselinePings) = Idle(server, connections, TimeSpan.Zero, window);
+        var (cpuUsed, pings) = Idle(server, connections, interval, window);
+        var net = cpuUsed - baselineCpu;
+        var perPing = net.TotalMilliseconds * 1000 / Math.Max(1, pings);
+        var gross = cpuUsed.TotalMilliseconds * 1000 / Math.Max(1, pings);
+        var defaultPerHour = 3600 / KeepAliveOptions.DefaultKeepAliveInterval.TotalSeconds;
+        var met = perPing <= 30 ? "met" : "**not met**";
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"{connections} idle connections (MySqlConnector), {window.TotalSeconds:0} s each way. Keepalive off (the baseline): {baselineCpu.TotalMilliseconds:0} ms of process CPU, {baselinePings} pings. Keepalive every {interval.TotalSeconds:0} s: {pings} pings ({pings / window.TotalSeconds / connections:0.00} per connection per second), {cpuUsed.TotalMilliseconds:0} ms of process CPU. ");
+        text += string.Create(CultureInfo.InvariantCulture,
+            $"**{perPing:0.0} µs CPU per ping net of the baseline** (target ≤ 30 µs: {met}; {gross:0} µs gross). ");
+        return text + string.Create(CultureInfo.InvariantCulture,
+            $"At the default interval (2 min, or half of a shorter wait_timeout) that is {defaultPerHour:0} pings per idle connection per hour, about {defaultPerHour * connections * Math.Max(0, perPing) / 1000:0} ms of CPU per hour for {connections} idle connections, and {defaultPerHour * connections * 2 * 40 / 1024:0} KiB per hour on the wire (a COM_PING and its OK are about 40 bytes with headers, each way). The housekeeping timer runs every quarter of the interval and pings only connections idle a full interval.");
+    }
+
+    private static (TimeSpan Cpu, long Pings) Idle(Server server, int connections, TimeSpan interval, TimeSpan window)
+    {
         using var pool = new KeepAlivePool(new KeepAliveOptions
         {
             ConnectionString = server.ConnectionString(MySqlDriver.MySqlConnector),
@@ -316,18 +552,14 @@ internal static class KeepAliveCost
         });
         var taken = Enumerable.Range(0, connections).Select(_ => pool.Rent()).ToList();
         taken.ForEach(c => pool.Return(c));
-        Thread.Sleep(interval * 2);
+        Thread.Sleep(TimeSpan.FromSeconds(2));
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         var pings = pool.GetStatistics().KeepAlivePings;
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         Thread.Sleep(window);
         var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
-        pings = pool.GetStatistics().KeepAlivePings - pings;
-        var perPing = cpuUsed.TotalMilliseconds * 1000 / Math.Max(1, pings);
-        var defaultPerHour = 3600 / KeepAliveOptions.DefaultKeepAliveInterval.TotalSeconds;
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"{connections} idle connections (MySqlConnector), keepalive every {interval.TotalSeconds:0} s for {window.TotalSeconds:0} s: {pings} pings ({pings / window.TotalSeconds / connections:0.00} per connection per second), {cpuUsed.TotalMilliseconds:0} ms of process CPU, {perPing:0} µs CPU per ping. ");
-        return text + string.Create(CultureInfo.InvariantCulture,
-            $"At the default interval (2 min, or half of a shorter wait_timeout) that is {defaultPerHour:0} pings per idle connection per hour, about {defaultPerHour * connections * perPing / 1000:0} ms of CPU per hour for {connections} idle connections, and {defaultPerHour * connections * 2 * 40 / 1024:0} KiB per hour on the wire (a COM_PING and its OK are about 40 bytes with headers, each way). The housekeeping timer runs every quarter of the interval and pings only connections idle a full interval.");
+        return (cpuUsed, pool.GetStatistics().KeepAlivePings - pings);
     }
 }
 
@@ -350,7 +582,7 @@ internal sealed class Server
     public string Version { get; }
 
     public string ConnectionString(MySqlDriver driver) =>
-        $"Server={_host};Port={_port};User ID={_user};Password={_password};Database={_database};{(driver == MySqlDriver.MySqlData ? "SslMode=Disabled" : "SslMode=None")}";
+        $"Server={_host};Port={_port};User ID={_user};Password={_password};Database={_database};Allow User Variables=true;{(driver == MySqlDriver.MySqlData ? "SslMode=Disabled" : "SslMode=None")}";
 
     public void SetWaitTimeout(int seconds)
     {
@@ -358,6 +590,15 @@ internal sealed class Server
         c.Open();
         using var command = c.CreateCommand();
         command.CommandText = $"SET GLOBAL wait_timeout = {seconds}";
+        command.ExecuteNonQuery();
+    }
+
+    public void SetMaxConnections(int connections)
+    {
+        using var c = new MySqlConnector.MySqlConnection(ConnectionString(MySqlDriver.MySqlConnector) + ";Pooling=false");
+        c.Open();
+        using var command = c.CreateCommand();
+        command.CommandText = $"SET GLOBAL max_connections = {connections}";
         command.ExecuteNonQuery();
     }
 

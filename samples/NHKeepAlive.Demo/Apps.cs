@@ -6,8 +6,9 @@ namespace NHKeepAlive.Demo;
 
 /// <summary>
 /// The small application the demo runs: a "pooled" request (take a connection, write a row, read it
-/// back, give it back) and a "held" request on one connection the application keeps for its whole
-/// life, as legacy code with a static connection or an NHibernate session with release_mode=on_close does.
+/// back, give it back) and a "held" request, a transaction (begin, write, read, commit) on one
+/// connection the application keeps for its whole life, as legacy code with a static connection or an
+/// NHibernate session with release_mode=on_close does.
 /// </summary>
 internal interface IDemoApp : IDisposable
 {
@@ -23,17 +24,27 @@ internal interface IDemoApp : IDisposable
 
 internal static class Sql
 {
-    public static void WriteAndRead(DbConnection connection, int id)
+    public static void WriteAndRead(DbConnection connection, int id, DbTransaction? transaction = null)
     {
         using (var insert = connection.CreateCommand())
         {
+            insert.Transaction = transaction;
             insert.CommandText = $"INSERT INTO demo_requests (id) VALUES ({id})";
             insert.ExecuteNonQuery();
         }
 
         using var select = connection.CreateCommand();
+        select.Transaction = transaction;
         select.CommandText = $"SELECT COUNT(*) FROM demo_requests WHERE id = {id}";
         select.ExecuteScalar();
+    }
+
+    /// <summary>A unit of work on a held connection: {BeginTransaction; write and read; Commit}.</summary>
+    public static void InTransaction(DbConnection connection, int id)
+    {
+        using var transaction = connection.BeginTransaction();
+        WriteAndRead(connection, id, transaction);
+        transaction.Commit();
     }
 }
 
@@ -59,7 +70,7 @@ internal sealed class StockApp(string connectionString) : IDemoApp
             _held.Open();
         }
 
-        Sql.WriteAndRead(_held, id);
+        Sql.InTransaction(_held, id);
     }
 
     public void RenewHeld()
@@ -100,8 +111,8 @@ internal sealed class KeepAliveApp(string connectionString) : IDemoApp
     public void HeldRequest(int id)
     {
         _held ??= _pool.Rent();
-        _pool.EnsureAlive(_held, inTransaction: false); // what NHKeepAlive's NHibernate driver does before each command
-        Sql.WriteAndRead(_held, id);
+        _pool.EnsureAlive(_held, inTransaction: false); // what NHKeepAlive's NHibernate adapter does before a transaction begins
+        Sql.InTransaction(_held, id);
     }
 
     public void RenewHeld()

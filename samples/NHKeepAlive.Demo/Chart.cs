@@ -1,64 +1,85 @@
 using System.Collections.Generic;
+using System.Globalization;
 using System.IO;
 using System.Linq;
 using ScottPlot;
 
 namespace NHKeepAlive.Demo;
 
-/// <summary>Request latency over time for both configurations, errors marked, faults as vertical lines.</summary>
+/// <summary>
+/// Request latency over time, one panel per configuration stacked on a shared time axis (seconds since
+/// that configuration started), errors on their own row at the bottom, faults as labelled vertical lines.
+/// </summary>
 internal static class Chart
 {
+    private const int Width = 1200;
+    private const int PanelHeight = 330;
+
     public static void Save(List<Run> runs, string path)
     {
-        var plot = new Plot();
-        plot.Title("Request latency through the faults that cause \"MySQL server has gone away\"");
-        plot.XLabel("seconds since the configuration started");
-        plot.YLabel("latency (ms, log scale)");
-        var colors = new[] { Colors.OrangeRed, Colors.SeaGreen };
+        var colors = new[] { Colors.OrangeRed, Colors.SeaGreen, Colors.SteelBlue };
+        var errorRow = System.Math.Log10(0.15);
+        var top = System.Math.Log10(System.Math.Max(1000, runs.SelectMany(r => r.Samples).Max(s => s.Milliseconds) * 2));
+        var right = runs.SelectMany(r => r.Samples.Select(s => s.AtSeconds).Concat(r.Faults.Select(f => f.AtSeconds))).Max() + 0.5;
+        var ticks = new[] { 1, 10, 100, 1000, 10000 };
+
+        var multiplot = new Multiplot();
+        multiplot.AddPlots(runs.Count);
         for (var i = 0; i < runs.Count; i++)
         {
             var run = runs[i];
-            var ok = run.Samples.Where(s => s.Error is null).ToList();
-            var scatter = plot.Add.ScatterPoints(ok.Select(s => s.AtSeconds).ToArray(), ok.Select(s => System.Math.Log10(System.Math.Max(s.Milliseconds, 0.1))).ToArray());
-            scatter.Color = colors[i % colors.Length];
-            scatter.MarkerSize = 5;
-            scatter.LegendText = $"{run.Name}: ok";
-            var failed = run.Samples.Where(s => s.Error is not null).ToList();
-            if (failed.Count > 0)
+            var plot = multiplot.GetPlot(i);
+            var color = colors[i % colors.Length];
+            var errors = run.Samples.Count(s => s.Error is not null);
+            plot.Title(string.Create(CultureInfo.InvariantCulture, $"{run.Name}: {run.Samples.Count} requests, {errors} error{(errors == 1 ? string.Empty : "s")}"), size: 15);
+            plot.YLabel("latency (log scale)");
+            if (i == runs.Count - 1)
+                plot.XLabel("seconds since the configuration started");
+
+            foreach (var (kind, shape) in new[] { ("pooled", MarkerShape.FilledCircle), ("held", MarkerShape.FilledSquare) })
             {
+                var ok = run.Samples.Where(s => s.Error is null && s.Kind == kind).ToList();
+                var scatter = plot.Add.ScatterPoints(ok.Select(s => s.AtSeconds).ToArray(), ok.Select(s => System.Math.Log10(System.Math.Max(s.Milliseconds, 0.1))).ToArray());
+                scatter.Color = color;
+                scatter.MarkerShape = shape;
+                scatter.MarkerSize = kind == "pooled" ? 6 : 5;
+                scatter.LegendText = kind == "pooled" ? "pooled request" : "held transaction";
+
+                var failed = run.Samples.Where(s => s.Error is not null && s.Kind == kind).ToList();
                 // Errors sit on their own row at the bottom, whatever their latency: they are failures, not fast answers.
-                var errors = plot.Add.ScatterPoints(failed.Select(s => s.AtSeconds).ToArray(), failed.Select(_ => System.Math.Log10(0.15)).ToArray());
-                errors.Color = colors[i % colors.Length];
-                errors.MarkerShape = MarkerShape.Eks;
-                errors.MarkerSize = 12;
-                errors.LegendText = $"{run.Name}: error ({failed.Count})";
+                var marks = plot.Add.ScatterPoints(failed.Select(s => s.AtSeconds).ToArray(), failed.Select(_ => errorRow).ToArray());
+                marks.Color = Colors.Crimson;
+                marks.MarkerShape = kind == "pooled" ? MarkerShape.Eks : MarkerShape.Cross;
+                marks.MarkerSize = 12;
+                marks.MarkerLineWidth = 2;
+                marks.LegendText = string.Create(CultureInfo.InvariantCulture, $"{(kind == "pooled" ? "pooled" : "held")} error ({failed.Count})");
             }
-        }
 
-        var top = System.Math.Log10(System.Math.Max(1000, runs.SelectMany(r => r.Samples).Max(s => s.Milliseconds) * 2));
-        for (var i = 0; i < runs.Count; i++)
-        {
-            foreach (var fault in runs[i].Faults)
+            for (var f = 0; f < run.Faults.Count; f++)
             {
+                var fault = run.Faults[f];
                 var line = plot.Add.VerticalLine(fault.AtSeconds);
-                line.Color = colors[i % colors.Length].WithAlpha(0.5);
+                line.Color = Colors.DimGray.WithAlpha(0.6);
                 line.LinePattern = LinePattern.Dashed;
-                if (i == runs.Count - 1)
-                {
-                    var label = plot.Add.Text(fault.Short, fault.AtSeconds, top);
-                    label.LabelFontSize = 12;
-                    label.LabelBold = true;
-                    label.LabelFontColor = Colors.DimGray;
-                }
+                line.LineWidth = 1.5f;
+                // Labels alternate between two heights so that faults close in time stay readable.
+                var label = plot.Add.Text(fault.Short, fault.AtSeconds + 0.05, f % 2 == 0 ? top + 0.15 : top - 0.35);
+                label.LabelFontSize = 12;
+                label.LabelBold = true;
+                label.LabelFontColor = Colors.DimGray;
             }
+
+            plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+                [errorRow, .. ticks.Select(t => System.Math.Log10(t))], ["error", .. ticks.Select(t => t >= 1000 ? $"{t / 1000:0} s" : $"{t:0.#} ms")]);
+            plot.Axes.SetLimits(-0.3, right, System.Math.Log10(0.1), top + 0.5);
+            plot.Legend.Alignment = Alignment.MiddleRight;
+            plot.Legend.FontSize = 11;
+            plot.ShowLegend();
+            // The same margins in every panel, so that their time axes line up exactly.
+            plot.Layout.Fixed(new PixelPadding(left: 80, right: 20, bottom: i == runs.Count - 1 ? 50 : 25, top: 35));
         }
 
-        var ticks = new[] { 1, 10, 100, 1000, 10000 };
-        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            [System.Math.Log10(0.15), .. ticks.Select(t => System.Math.Log10(t))], ["error", .. ticks.Select(t => t >= 1000 ? $"{t / 1000:0} s" : $"{t:0.#} ms")]);
-        plot.Axes.SetLimitsY(System.Math.Log10(0.1), top + 0.3);
-        plot.ShowLegend(Edge.Bottom);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        plot.SavePng(path, 1200, 520);
+        multiplot.SavePng(path, Width, PanelHeight * runs.Count + 25);
     }
 }

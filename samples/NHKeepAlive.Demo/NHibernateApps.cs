@@ -19,7 +19,8 @@ public class DemoRequest
 
 /// <summary>
 /// The workload through NHibernate: a pooled request is a session and a transaction per request; a
-/// held request runs on one long session with connection.release_mode=on_close.
+/// held request is a transaction ({BeginTransaction; write and read; Commit}) on one long session with
+/// connection.release_mode=on_close.
 /// </summary>
 internal sealed class NHibernateApp : IDemoApp
 {
@@ -61,10 +62,12 @@ internal sealed class NHibernateApp : IDemoApp
     public void HeldRequest(int id)
     {
         _held ??= _factory.WithOptions().ConnectionReleaseMode(ConnectionReleaseMode.OnClose).OpenSession();
+        using var transaction = _held.BeginTransaction();
         _held.Save(new DemoRequest { Id = id });
         _held.Flush();
         _held.Clear();
         _held.Get<DemoRequest>(id);
+        transaction.Commit();
     }
 
     public void RenewHeld()

@@ -141,9 +141,10 @@ internal static class Scenario
                 ctx.Status($"[bold]{Markup.Escape(app.Name)}[/]: {phase}: {requests} requests");
                 for (var i = 0; i < requests; i++)
                 {
+                    if (i > 0)
+                        Thread.Sleep(40);
                     Request(app.PooledRequest, "pooled", phase);
                     Request(app.HeldRequest, "held", phase);
-                    Thread.Sleep(40);
                 }
             }
 
@@ -177,6 +178,22 @@ internal static class Scenario
                 fault();
             }
 
+            // A burst of requests, then every connection of the application KILLed as soon as the
+            // burst has given them back (well inside NHKeepAlive's 500 ms validation bypass window),
+            // then the next burst: a server or proxy that closes connections just after their last use.
+            void KillRightAfterUse()
+            {
+                ctx.Status($"[bold]{Markup.Escape(app.Name)}[/]: [yellow]KILL right after use[/]");
+                app.RenewHeld();
+                using var admin = server.OpenAdmin(); // opened before the burst, so that the KILLs follow it at once
+                Traffic("steady", 6);
+                var returned = clock.Elapsed;
+                run.Faults.Add(new Fault(returned.TotalSeconds, "KILL right after use", "KILL after use"));
+                var killed = server.KillAll(admin);
+                var after = (clock.Elapsed - returned).TotalMilliseconds;
+                AnsiConsole.MarkupLine($"[yellow]fault[/] KILL right after use ({Markup.Escape(app.Name)}): {killed} connections KILLed {after:0} ms after the burst gave them back");
+            }
+
             // Warm-up (JIT, first connections), not measured.
             app.PooledRequest(Interlocked.Increment(ref s_nextId));
             app.HeldRequest(Interlocked.Increment(ref s_nextId));
@@ -188,6 +205,8 @@ internal static class Scenario
             Traffic("after KILL", 6);
             Inject("server restart", "restart", () => { server.Restart(); Thread.Sleep(600); });
             Traffic("after restart", 6);
+            KillRightAfterUse();
+            Traffic("after KILL right after use", 6);
             Inject("NAT forgets idle flows (2 s)", "NAT cut", () =>
             {
                 proxy.CutIdleFlowsAfter(TimeSpan.FromSeconds(2), silently: true);
@@ -257,6 +276,15 @@ internal sealed class Server
     public void KillAll()
     {
         using var admin = Admin();
+        KillAll(admin);
+    }
+
+    /// <summary>An open connection for <see cref="KillAll(MySqlConnection)"/>, made ahead of time.</summary>
+    public MySqlConnection OpenAdmin() => Admin();
+
+    /// <summary>KILLs every connection of the demo's user but <paramref name="admin"/>; returns how many.</summary>
+    public int KillAll(MySqlConnection admin)
+    {
         var ids = new List<long>();
         using (var command = admin.CreateCommand())
         {
@@ -278,6 +306,8 @@ internal sealed class Server
                 // Gone already.
             }
         }
+
+        return ids.Count;
     }
 
     public void Restart()
