@@ -85,11 +85,8 @@ public class AccountingTests
     [TestCase(true, "sent bytes while idle")]
     public void An_idle_connection_whose_socket_the_far_end_closed_or_wrote_to_is_evicted_inside_the_bypass_window(bool write, string expected)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient();
-        client.Connect((IPEndPoint)listener.LocalEndpoint);
-        using var server = listener.AcceptSocket();
+        using var pair = new LoopbackPair();
+        var (client, server) = (pair.Client, pair.Server);
         using var f = new FakePoolFixture();
         f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(client.Client);
         var first = f.Pool.Rent();
@@ -113,11 +110,8 @@ public class AccountingTests
     [Test]
     public void With_the_socket_check_off_a_closed_socket_is_left_to_the_ping()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient();
-        client.Connect((IPEndPoint)listener.LocalEndpoint);
-        using var server = listener.AcceptSocket();
+        using var pair = new LoopbackPair();
+        var (client, server) = (pair.Client, pair.Server);
         using var f = new FakePoolFixture(o => o.SocketCheck = false);
         f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(client.Client);
         var first = f.Pool.Rent();
@@ -157,5 +151,29 @@ public class AccountingTests
         }
 
         held.ForEach(c => f.Pool.Return(c));
+    }
+
+    /// <summary>Two ends of a real loopback TCP connection.</summary>
+    private sealed class LoopbackPair : IDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+
+        public LoopbackPair()
+        {
+            _listener.Start();
+            Client.Connect((IPEndPoint)_listener.LocalEndpoint);
+            Server = _listener.AcceptSocket();
+        }
+
+        public TcpClient Client { get; } = new();
+
+        public Socket Server { get; }
+
+        public void Dispose()
+        {
+            Server.Close();
+            Client.Close();
+            _listener.Stop();
+        }
     }
 }
