@@ -111,17 +111,25 @@ port_in_use() { # host port
   timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
 
+# Five consecutive ports free on 127.0.0.1-3, below the ephemeral range (a client's local port there
+# would make a server's bind fail later), and not used by any socket in any state.
 pick_ports() {
-  local try base p n busy
+  local try base p n busy low top
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  top=$((low - 10))
+  [ "$top" -gt 12000 ] || top=30000
   for try in $(seq 1 40); do
-    base=$((20000 + (RANDOM % 2000) * 10))
+    base=$((10000 + (RANDOM % ((top - 10000) / 10)) * 10))
     busy=0
+    if ss -tanH 2>/dev/null | awk '{print $4; print $5}' | grep -qE ":($base|$((base + 1))|$((base + 2))|$((base + 3))|$((base + 4)))\$"; then
+      continue
+    fi
     for p in $base $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)); do
       for n in 1 2 3; do
         if port_in_use "$(node_host "$n")" "$p"; then busy=1; break 2; fi
       done
     done
-    if [ "$busy" -eq 0 ] && ! ss -ltn 2>/dev/null | awk '{print $4}' | grep -qE ":($base|$((base + 1))|$((base + 2))|$((base + 3))|$((base + 4)))\$"; then
+    if [ "$busy" -eq 0 ]; then
       cat > "$STATE/ports" <<PORTS
 SQL_PORT=$base
 GCOMM_PORT=$((base + 1))
@@ -390,9 +398,9 @@ write_env() {
 
 stop_all() {
   stop_haproxy
-  local n
-  for n in 3 2 1; do stop_node "$n" & done
-  wait
+  local n pids=()
+  for n in 3 2 1; do stop_node "$n" & pids+=($!); done
+  wait "${pids[@]}"
 }
 
 status() {
@@ -427,6 +435,8 @@ case "$cmd" in
     getent passwd mysql >/dev/null || useradd --system --no-create-home --shell /bin/false mysql
     pick_ports
     load_ports
+    # A start that fails half-way stops whatever it started (the logs stay in $STATE).
+    trap 'log "start failed: stopping what it started (logs in $STATE)"; stop_all' EXIT
     for n in 1 2 3; do
       mkdir -p "$(node_dir "$n")/data"
       write_cnf "$n"
@@ -459,6 +469,7 @@ case "$cmd" in
     write_haproxy
     start_haproxy
     write_env
+    trap - EXIT
     log "cluster up after $(since "$t0") s: MariaDB $("$(mariadbd_bin)" --version | awk '{print $3}'), HAProxy on 127.0.0.1:$HAPROXY_PORT, nodes on 127.0.0.1-3:$SQL_PORT (state in $STATE)"
     cat "$STATE/env"
     ;;
