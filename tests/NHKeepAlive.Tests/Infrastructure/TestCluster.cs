@@ -25,7 +25,8 @@ internal sealed record ClusterNode(int Number, string Host, int Port, string Roo
 /// With NHK_CLUSTER_STATE set to the folder of a cluster that runs already (started by
 /// <c>build/cluster.sh start</c> with the same variable), the tests use it and leave it running.
 /// Otherwise the first fixture that asks starts one in a fresh folder under the temp folder, and
-/// <see cref="ClusterShutdown"/> stops it when the test run ends. NHK_CLUSTER=off skips the cluster tests.
+/// <see cref="Integration.Cluster.ClusterShutdown"/> stops it once the fixtures of its namespace
+/// (NHKeepAlive.Tests.Integration.Cluster, where every cluster fixture belongs) have run. NHK_CLUSTER=off skips the cluster tests.
 /// </para>
 /// <para>
 /// Where the cluster cannot run (not Linux, not root, less than 3 GiB of free memory, the packages

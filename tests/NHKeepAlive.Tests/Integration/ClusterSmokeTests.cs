@@ -8,7 +8,7 @@ using MySqlConnector;
 using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
-namespace NHKeepAlive.Tests.Integration;
+namespace NHKeepAlive.Tests.Integration.Cluster;
 
 /// <summary>
 /// The cluster harness itself, with the stock MySqlConnector only (no pooling): a 3-node Galera cluster
