@@ -30,6 +30,12 @@ public enum EvictionReason
     /// <summary>It came back with a transaction or reader that could not be cleaned up.</summary>
     CleanupFailed,
 
+    /// <summary>Its host was found unfit (refusing queries, not synced, read-only) or the caller met a node error on it.</summary>
+    HostUnhealthy,
+
+    /// <summary>A host before its own in the host list is healthy again: the pool fails back as connections retire.</summary>
+    Failback,
+
     /// <summary>The pool was disposed.</summary>
     PoolDisposed,
 

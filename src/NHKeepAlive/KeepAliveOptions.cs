@@ -119,6 +119,13 @@ public sealed class KeepAliveOptions
     public bool SocketCheck { get; set; } = true;
 
     /// <summary>
+    /// Whether a read-only server counts as healthy. False (the default) is for a pool that writes:
+    /// with a host list (<c>Server=a,b,c</c>) a read-only host is left for the next one, and error
+    /// 1290 on a connection closes it. Set it for a pool meant for reads on replicas.
+    /// </summary>
+    public bool AllowReadOnly { get; set; }
+
+    /// <summary>
     /// How session state that one caller leaves on a connection (autocommit, an open transaction, the
     /// current database, user variables, named locks, temporary tables, session variables) is kept
     /// from the next caller. <see cref="SessionResetPolicy.Auto"/> (the default) resets only a

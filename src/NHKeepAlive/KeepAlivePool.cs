@@ -53,6 +53,7 @@ public sealed class KeepAlivePool : IDisposable
     // One slot per connection that is out of the idle list (with a caller, being opened, or being
     // checked). Idle + out never exceeds MaxPoolSize.
     private readonly SemaphoreSlim _slots;
+    private readonly ServerHostSet _hosts;
     private readonly CancellationTokenSource _shutdown = new();
 
     // Housekeeping: one thread per pool, so that a starved thread pool cannot stop the keepalive. On
@@ -89,6 +90,7 @@ public sealed class KeepAlivePool : IDisposable
         _startTimestamp = _time.GetTimestamp();
         _logger = settings.LoggerFactory.CreateLogger("NHKeepAlive.Pool");
         _slots = new SemaphoreSlim(_options.MaxPoolSize, _options.MaxPoolSize);
+        _hosts = new ServerHostSet(settings.Hosts);
         _facts = ServerFacts.Initial(_options);
         _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
         _housekeeper = new Thread(HousekeepingLoop) { IsBackground = true, Name = "NHKeepAlive housekeeping" };
@@ -289,8 +291,20 @@ public sealed class KeepAlivePool : IDisposable
 #pragma warning restore CA2012
             if (RecordValidation(pooled, outcome, generation))
                 return false;
-            why = outcome == PingOutcome.Timeout ? "no answer to validation" : "found dead";
-            reason = outcome == PingOutcome.Timeout ? EvictionReason.ValidationTimedOut : EvictionReason.ValidationFailed;
+            why = outcome switch
+            {
+                PingOutcome.Timeout => "no answer to validation",
+                PingOutcome.Unfit => $"on an unfit host ({pooled.Unfit})",
+                _ => "found dead",
+            };
+            reason = outcome switch
+            {
+                PingOutcome.Timeout => EvictionReason.ValidationTimedOut,
+                PingOutcome.Unfit => EvictionReason.HostUnhealthy,
+                _ => EvictionReason.ValidationFailed,
+            };
+            if (outcome == PingOutcome.Unfit)
+                LeaveHost(pooled.Host, pooled.Unfit!);
         }
 
         AdvanceGeneration($"held connection {pooled.Id} was {why} after {PoolSettings.Show(idle)} idle");
@@ -325,7 +339,7 @@ public sealed class KeepAlivePool : IDisposable
             return new PoolStatistics(
                 _inState[(int)PooledConnectionState.Leased], _inState[(int)PooledConnectionState.Idle],
                 _inState[(int)PooledConnectionState.Opening], _inState[(int)PooledConnectionState.Checking],
-                Volatile.Read(ref _pending), _options.MaxPoolSize, _generation, Facts, _counters);
+                Volatile.Read(ref _pending), _options.MaxPoolSize, _generation, Facts, _counters, _hosts.Snapshot());
         }
     }
 
@@ -520,6 +534,12 @@ public sealed class KeepAlivePool : IDisposable
                 continue;
             }
 
+            if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
+            {
+                Close(pooled, verdict.Reason, verdict.Detail);
+                continue;
+            }
+
             if (!NeedsValidation(pooled, now, generation, Facts.BypassWindow))
                 return pooled;
             if (budget <= TimeSpan.Zero)
@@ -535,6 +555,14 @@ public sealed class KeepAlivePool : IDisposable
                 return pooled;
 
             var idleFor = PoolSettings.Show(now - pooled.LastAlive);
+            if (outcome == PingOutcome.Unfit)
+            {
+                var unfit = pooled.Unfit!;
+                Close(pooled, EvictionReason.HostUnhealthy, $"its host {pooled.Host.Name} is unfit: {unfit}");
+                LeaveHost(pooled.Host, unfit);
+                continue;
+            }
+
             if (outcome == PingOutcome.Timeout)
             {
                 Close(pooled, EvictionReason.ValidationTimedOut, $"no answer to validation within {PoolSettings.Show(_options.ValidationTimeout)} after {idleFor} idle; the socket was aborted");
@@ -571,11 +599,43 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
-    /// <summary>Opens a new physical connection, accounted for from the start (state Opening). Never takes a caller's token: a connect is bounded by the driver's connect timeout, and a cancelled connect is where drivers leak.</summary>
+    /// <summary>
+    /// Opens a new physical connection on the first healthy host, accounted for from the start (state
+    /// Opening). With a host list, a host that cannot be reached or is unfit is left and the next one
+    /// tried. Never takes a caller's token: a connect is bounded by the driver's connect timeout, and a
+    /// cancelled connect is where drivers leak.
+    /// </summary>
     private async ValueTask<PooledConnection> CreateAsync(bool async)
     {
-        var connection = _driver.CreateConnection(_settings.ConnectionString);
-        var pooled = new PooledConnection(Interlocked.Increment(ref _nextId), connection, Now);
+        if (!_hosts.IsCluster)
+            return await OpenOnAsync(_hosts.Preferred, async).ConfigureAwait(false);
+        var failures = new List<string>();
+        Exception? last = null;
+        foreach (var host in _hosts.OpenOrder())
+        {
+            try
+            {
+                var pooled = await OpenOnAsync(host, async).ConfigureAwait(false);
+                if (_hosts.MarkUp(host, Now))
+                    PoolLog.HostBack(_logger, Name, host.Name, null);
+                return pooled;
+            }
+            catch (Exception e) when (e is ConnectException or UnfitHostException)
+            {
+                LeaveHost(host, e is UnfitHostException ? e.Message : $"could not connect ({e.InnerException?.Message ?? e.Message})");
+                failures.Add($"{host.Name}: {e.Message}");
+                last = e;
+            }
+        }
+
+        throw new ConnectException($"Could not open a connection for pool '{Name}' on any host: {string.Join("; ", failures)}", last!);
+    }
+
+    /// <summary>Opens a connection to one host (and, with a host list, checks the node is fit).</summary>
+    private async ValueTask<PooledConnection> OpenOnAsync(ServerHost host, bool async)
+    {
+        var connection = _driver.CreateConnection(host.ConnectionString);
+        var pooled = new PooledConnection(Interlocked.Increment(ref _nextId), connection, host, Now);
         lock (_lock)
         {
             _all.Add(connection, pooled);
@@ -596,6 +656,7 @@ public sealed class KeepAlivePool : IDisposable
             throw ConnectException.From(e, Name, _settings.Redact);
         }
 
+        string? unfit;
         try
         {
             int generation;
@@ -603,12 +664,20 @@ public sealed class KeepAlivePool : IDisposable
                 generation = _generation;
             if (generation != Facts.LearnedInGeneration)
                 await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
-            Opened(pooled, generation);
+            unfit = _hosts.IsCluster ? await NodeHealth.CheckAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
+            if (unfit is null)
+                Opened(pooled, generation);
         }
         catch
         {
             Close(pooled, EvictionReason.CleanupFailed, "failed right after it opened");
             throw;
+        }
+
+        if (unfit is not null)
+        {
+            Close(pooled, EvictionReason.HostUnhealthy, $"opened on {host.Name}, which is unfit: {unfit}");
+            throw new UnfitHostException(unfit);
         }
 
         s_owners.Remove(connection);
@@ -617,6 +686,30 @@ public sealed class KeepAlivePool : IDisposable
         _metrics.Created(_time.GetElapsedTime(started));
         PoolLog.ConnectionOpened(_logger, Name, pooled.Id, _driver.Name, pooled.ServerThreadId, null);
         return pooled;
+    }
+
+    /// <summary>A host answered but is unfit for new work; the message says why.</summary>
+    private sealed class UnfitHostException(string reason) : Exception(reason);
+
+    /// <summary>Leaves a host that is unfit (or, alone, closes its idle connections so that new ones are opened, through a proxy that may route elsewhere).</summary>
+    private void LeaveHost(ServerHost host, string reason)
+    {
+        if (!_hosts.MarkDown(host, reason, Now))
+            return;
+        PoolLog.HostLeft(_logger, Name, host.Name, reason, null);
+        List<PooledConnection> idle;
+        lock (_lock)
+        {
+            idle = _idle.FindAll(p => ReferenceEquals(p.Host, host));
+            foreach (var pooled in idle)
+            {
+                _idle.Remove(pooled);
+                Move(pooled, PooledConnectionState.Checking);
+            }
+        }
+
+        foreach (var pooled in idle)
+            Close(pooled, EvictionReason.HostUnhealthy, $"its host {host.Name} was left: {reason}");
     }
 
     /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to reset its session.</summary>
@@ -630,6 +723,7 @@ public sealed class KeepAlivePool : IDisposable
             pooled.SessionRestore = _driver.PrepareSession(connection);
         var now = Now;
         pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
+        pooled.HostGeneration = pooled.Host.Generation;
     }
 
     /// <summary>When a connection created at <paramref name="createdAt"/> retires: the max lifetime less up to 2.5 % of it, so that connections opened together do not retire together.</summary>
@@ -693,6 +787,12 @@ public sealed class KeepAlivePool : IDisposable
             return (EvictionReason.Disconnected, disconnect);
         }
 
+        if (NodeHealth.Classify(failure) is { } unfit)
+        {
+            LeaveHost(pooled.Host, unfit);
+            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}");
+        }
+
         if (connection.State != ConnectionState.Open)
         {
             AdvanceGeneration($"connection {pooled.Id} came back {connection.State}");
@@ -704,6 +804,8 @@ public sealed class KeepAlivePool : IDisposable
         var now = Now;
         if (pooled.IsExpired(now))
             return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
+        if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
+            return verdict;
 
         try
         {
@@ -854,11 +956,41 @@ public sealed class KeepAlivePool : IDisposable
     /// <summary>One housekeeping run, on the housekeeping thread: retire, drop what the server closed, report leaks, keep alive, refill the minimum.</summary>
     private void Housekeep()
     {
+        ProbeLeftHosts();
         RetireIdle();
         DropClosedIdle();
         ReportLeaks();
         KeepAlive();
         RefillMinIdle();
+    }
+
+    /// <summary>With a host list: tries each left host again (one connection, the health query); a fit one is taken back, and the pool fails back to it.</summary>
+    private void ProbeLeftHosts()
+    {
+        if (!_hosts.IsCluster)
+            return;
+        foreach (var host in _hosts.DueForProbe(Now, HousekeepingPeriod))
+        {
+            if (IsDisposed || !_slots.Wait(0))
+                return;
+            try
+            {
+#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
+                var pooled = OpenOnAsync(host, async: false).GetAwaiter().GetResult();
+#pragma warning restore CA2012
+                if (_hosts.MarkUp(host, Now))
+                    PoolLog.HostBack(_logger, Name, host.Name, null);
+                ToIdle(pooled, newest: true);
+            }
+            catch (Exception e) when (e is ConnectException or UnfitHostException or DbException)
+            {
+                _hosts.MarkDown(host, e is UnfitHostException ? e.Message : $"could not connect ({e.InnerException?.Message ?? e.Message})", Now);
+            }
+            finally
+            {
+                _slots.Release();
+            }
+        }
     }
 
     private void RetireIdle()
@@ -874,6 +1006,10 @@ public sealed class KeepAlivePool : IDisposable
                 if (pooled.IsExpired(now))
                 {
                     retired.Add((pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now)));
+                }
+                else if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
+                {
+                    retired.Add((pooled, verdict.Reason, verdict.Detail));
                 }
                 else if (_options.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _options.IdleTimeout && _all.Count - retired.Count > _options.MinIdle)
                 {
@@ -984,6 +1120,14 @@ public sealed class KeepAlivePool : IDisposable
                     continue;
                 }
 
+                if (outcome == PingOutcome.Unfit)
+                {
+                    var unfit = pooled.Unfit!;
+                    Close(pooled, EvictionReason.HostUnhealthy, $"its host {pooled.Host.Name} is unfit: {unfit}");
+                    LeaveHost(pooled.Host, unfit);
+                    continue;
+                }
+
                 var detail = outcome == PingOutcome.Timeout
                     ? $"no answer to the keepalive ping within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted"
                     : $"dead on the keepalive ping after {PoolSettings.Show(now - pooled.LastAlive)} idle";
@@ -1035,6 +1179,9 @@ public sealed class KeepAlivePool : IDisposable
         Ok,
         Failed,
         Timeout,
+
+        /// <summary>Alive, but its node is unfit for new work (the reason is in <see cref="PooledConnection.Unfit"/>).</summary>
+        Unfit,
     }
 
     /// <summary>
@@ -1048,14 +1195,35 @@ public sealed class KeepAlivePool : IDisposable
         bool alive;
         using (var watch = new ValidationWatch(this, pooled, timeout))
         {
-            alive = _options.ValidationQuery is { } query
-                ? await RunValidationQueryAsync(pooled.Connection, query, timeout, async).ConfigureAwait(false)
-                : await _driver.PingAsync(pooled.Connection, async, CancellationToken.None).ConfigureAwait(false);
+            // With a host list the validation is the node health query: one round trip as a ping is,
+            // and it sees what a ping does not (a node that refuses queries still answers pings).
+            alive = _hosts.IsCluster
+                ? await CheckNodeAsync(pooled, timeout, async).ConfigureAwait(false)
+                : _options.ValidationQuery is { } query
+                    ? await RunValidationQueryAsync(pooled.Connection, query, timeout, async).ConfigureAwait(false)
+                    : await _driver.PingAsync(pooled.Connection, async, CancellationToken.None).ConfigureAwait(false);
             if (!watch.Finish())
                 return PingOutcome.Timeout;
         }
 
-        return alive && pooled.Connection.State == ConnectionState.Open ? PingOutcome.Ok : PingOutcome.Failed;
+        if (!alive || pooled.Connection.State != ConnectionState.Open)
+            return PingOutcome.Failed;
+        return pooled.Unfit is null ? PingOutcome.Ok : PingOutcome.Unfit;
+    }
+
+    private async ValueTask<bool> CheckNodeAsync(PooledConnection pooled, TimeSpan timeout, bool async)
+    {
+        try
+        {
+            pooled.Unfit = await NodeHealth.CheckAsync(pooled.Connection, _options.AllowReadOnly, timeout, async).ConfigureAwait(false);
+            return true;
+        }
+#pragma warning disable CA1031 // Any other failure of the health query means the connection is not fit to hand out.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return false;
+        }
     }
 
     /// <summary>The deadline of one validation: aborts the socket after the server has been silent for the timeout.</summary>
@@ -1156,7 +1324,9 @@ public sealed class KeepAlivePool : IDisposable
         try
         {
             // The driver dropped the password from ConnectionString when it first opened.
-            connection.ConnectionString = _settings.ConnectionString;
+            var host = _hosts.Preferred;
+            connection.ConnectionString = host.ConnectionString;
+            pooled.Host = host;
             connection.Open();
         }
         catch (Exception e)

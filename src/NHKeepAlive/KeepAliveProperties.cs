@@ -57,6 +57,9 @@ public static class KeepAliveProperties
     /// <summary><see cref="KeepAliveOptions.SocketCheck"/>: <c>true</c> or <c>false</c>.</summary>
     public const string SocketCheck = Prefix + "socket_check";
 
+    /// <summary><see cref="KeepAliveOptions.AllowReadOnly"/>: <c>true</c> or <c>false</c>.</summary>
+    public const string AllowReadOnly = Prefix + "allow_read_only";
+
     /// <summary><see cref="KeepAliveOptions.SessionReset"/>: <c>auto</c>, <c>always</c> or <c>never</c>.</summary>
     public const string SessionReset = Prefix + "session_reset";
 
@@ -86,6 +89,7 @@ public static class KeepAliveProperties
             [KeepAliveInterval] = (o, k, v) => o.KeepAliveInterval = ParseDuration(k, v),
             [LeakDetectionThreshold] = (o, k, v) => o.LeakDetectionThreshold = ParseDuration(k, v),
             [SocketCheck] = (o, k, v) => o.SocketCheck = ParseBool(k, v),
+            [AllowReadOnly] = (o, k, v) => o.AllowReadOnly = ParseBool(k, v),
             [SessionReset] = (o, k, v) => o.SessionReset = ParseSessionReset(k, v),
             [ShutdownGracePeriod] = (o, k, v) => o.ShutdownGracePeriod = ParseDuration(k, v),
         };

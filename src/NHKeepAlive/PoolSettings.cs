@@ -35,6 +35,7 @@ internal sealed class PoolSettings
         PublicConnectionString = prepared.WithoutPassword;
         Password = prepared.Password;
         PoolName = poolName;
+        Hosts = prepared.Hosts;
         LoggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
     }
@@ -53,6 +54,9 @@ internal sealed class PoolSettings
     private string? Password { get; }
 
     public string PoolName { get; }
+
+    /// <summary>The host list, each with the connection string that opens it alone.</summary>
+    public System.Collections.Generic.IReadOnlyList<(string Name, string ConnectionString)> Hosts { get; }
 
     public ILoggerFactory LoggerFactory { get; }
 

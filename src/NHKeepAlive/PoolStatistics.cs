@@ -5,8 +5,9 @@ namespace NHKeepAlive;
 /// <summary>A snapshot of a pool's state and counters.</summary>
 public sealed class PoolStatistics
 {
-    internal PoolStatistics(int active, int idle, int opening, int checking, int pending, int maxPoolSize, int generation, ServerFacts facts, PoolCounters counters)
+    internal PoolStatistics(int active, int idle, int opening, int checking, int pending, int maxPoolSize, int generation, ServerFacts facts, PoolCounters counters, System.Collections.Generic.IReadOnlyList<HostHealth> hosts)
     {
+        Hosts = hosts;
         Active = active;
         Idle = idle;
         Opening = opening;
@@ -80,6 +81,9 @@ public sealed class PoolStatistics
 
     /// <summary>Callers that gave up waiting for a connection (<see cref="PoolTimeoutException"/>).</summary>
     public long Timeouts { get; }
+
+    /// <summary>The host list and each host's health (one entry for a single server).</summary>
+    public System.Collections.Generic.IReadOnlyList<HostHealth> Hosts { get; }
 
     /// <summary>Returned connections whose session was reset for the next caller.</summary>
     public long SessionResets { get; }

@@ -11,10 +11,12 @@ namespace NHKeepAlive;
 /// </summary>
 internal sealed class PooledConnection
 {
-    public PooledConnection(int id, DbConnection connection, TimeSpan now)
+    public PooledConnection(int id, DbConnection connection, ServerHost host, TimeSpan now)
     {
         Id = id;
         Connection = connection;
+        Host = host;
+        HostGeneration = host.Generation;
         CreatedAt = now;
         LastUsed = now;
         LastAlive = now;
@@ -22,6 +24,12 @@ internal sealed class PooledConnection
 
     /// <summary>The pool's own number for it, as logs show it.</summary>
     public int Id { get; }
+
+    /// <summary>The server it is connected to (a held connection reopened in place may move).</summary>
+    public ServerHost Host { get; set; }
+
+    /// <summary>Its host's generation when it opened: a host left since makes it unfit.</summary>
+    public int HostGeneration { get; set; }
 
     public DbConnection Connection { get; }
 
@@ -56,6 +64,9 @@ internal sealed class PooledConnection
 
     /// <summary>The database it was opened on, to restore it if a caller changed it.</summary>
     public string? Database { get; set; }
+
+    /// <summary>Why its node was found unfit by the last validation (with a host list).</summary>
+    public string? Unfit { get; set; }
 
     /// <summary>What restores, after a session reset, what the driver set when it opened (null: a reset keeps it).</summary>
     public string? SessionRestore { get; set; }

@@ -65,4 +65,12 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, int, string, Exception?> SessionReset =
         LoggerMessage.Define<string, int, string>(LogLevel.Debug, new EventId(15, "SessionReset"),
             "Pool {Pool}: connection {ConnectionId}'s session was reset before reuse ({Why})");
+
+    public static readonly Action<ILogger, string, string, string, Exception?> HostLeft =
+        LoggerMessage.Define<string, string, string>(LogLevel.Warning, new EventId(16, "HostLeft"),
+            "Pool {Pool}: host {Host} was left: {Reason}; its idle connections are closed and new ones go to the next healthy host");
+
+    public static readonly Action<ILogger, string, string, Exception?> HostBack =
+        LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(17, "HostBack"),
+            "Pool {Pool}: host {Host} is healthy again; the pool fails back to it as connections retire");
 }

@@ -3,13 +3,17 @@ namespace NHKeepAlive.Drivers;
 /// <summary>A connection string as the pool uses it: with the driver's pooling off, with and without its password.</summary>
 internal sealed class PreparedConnectionString
 {
-    public PreparedConnectionString(string withPassword, string withoutPassword, string? password, string defaultPoolName)
+    public PreparedConnectionString(string withPassword, string withoutPassword, string? password, string defaultPoolName, System.Collections.Generic.IReadOnlyList<(string Name, string ConnectionString)>? hosts = null)
     {
         WithPassword = withPassword;
         WithoutPassword = withoutPassword;
         Password = password;
         DefaultPoolName = defaultPoolName;
+        Hosts = hosts ?? [(defaultPoolName, withPassword)];
     }
+
+    /// <summary>Each server of the host list (<c>Server=a,b:3307,c</c>) with the connection string that opens it alone; one entry for one server.</summary>
+    public System.Collections.Generic.IReadOnlyList<(string Name, string ConnectionString)> Hosts { get; }
 
     /// <summary>What the pool opens connections with.</summary>
     public string WithPassword { get; }

@@ -1,6 +1,7 @@
 using System;
 using System.Data;
 using System.Data.Common;
+using System.Linq;
 using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
@@ -61,9 +62,55 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         var port = Get(builder, "Port") ?? "3306";
         var database = Get(builder, "Database");
         var withPassword = builder.ConnectionString;
+        var hosts = SplitHosts(builder, server, port);
         var secret = Get(builder, "Password");
         builder.Remove("Password");
-        return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, $"{server}:{port}/{database}");
+        var name = hosts.Count == 1 ? $"{hosts[0].Name}/{database}" : $"{string.Join(",", hosts.Select(h => h.Name))}/{database}";
+        return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, name, hosts);
+    }
+
+    /// <summary>
+    /// The host list (<c>Server=a,b:3307,[::1]:3308</c>), each host with a connection string that names
+    /// it alone: the pool opens every host on its own and never relies on the driver's multi-host mode.
+    /// </summary>
+    private System.Collections.Generic.List<(string Name, string ConnectionString)> SplitHosts(DbConnectionStringBuilder builder, string server, string port)
+    {
+        var list = new System.Collections.Generic.List<(string Name, string ConnectionString)>();
+        var entries = server.Split(',').Select(e => e.Trim()).Where(e => e.Length > 0).ToArray();
+        if (entries.Length <= 1 && server.IndexOf(':') < 0)
+            return [($"{server}:{port}", builder.ConnectionString)];
+        foreach (var entry in entries)
+        {
+            var (host, hostPort) = SplitPort(entry, port);
+            var single = _factory.CreateConnectionStringBuilder()!;
+            single.ConnectionString = builder.ConnectionString;
+            single["Server"] = host;
+            try
+            {
+                single["Port"] = uint.Parse(hostPort, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+            {
+                throw new KeepAliveConfigurationException($"The connection string's host list has '{entry}', whose port is not a number. Write hosts as 'Server=a,b:3307,c' (a host without a port takes Port=).", e);
+            }
+
+            list.Add(($"{host}:{hostPort}", single.ConnectionString));
+        }
+
+        return list;
+    }
+
+    private static (string Host, string Port) SplitPort(string entry, string defaultPort)
+    {
+        if (entry.Length > 0 && entry[0] == '[')
+        {
+            var close = entry.IndexOf(']');
+            var host = close < 0 ? entry : entry.Substring(1, close - 1);
+            return (host, close >= 0 && close + 1 < entry.Length && entry[close + 1] == ':' ? entry.Substring(close + 2) : defaultPort);
+        }
+
+        var colon = entry.LastIndexOf(':');
+        return colon > 0 && entry.IndexOf(':') == colon ? (entry.Substring(0, colon), entry.Substring(colon + 1)) : (entry, defaultPort);
     }
 
     /// <summary>The first key=value of <paramref name="connectionString"/> that the driver refuses on its own, if one is.</summary>
