@@ -205,7 +205,7 @@ public sealed class KeepAlivePool : IDisposable
         {
             _metrics.Used(Now - pooled.LeasedAt);
             pooled.LeaseStack = null;
-            var (reason, detail) = CleanForReuse(pooled, failure);
+            var (reason, detail) = CleanForReuse(pooled, failure ?? pooled.ReportedFailure);
             if (reason is { } evict)
             {
                 Close(pooled, evict, detail!);
@@ -221,6 +221,32 @@ public sealed class KeepAlivePool : IDisposable
         {
             _slots.Release();
         }
+    }
+
+    /// <summary>
+    /// Tells the pool about an error a caller met on a connection it still holds, for when the code that
+    /// returns the connection never sees the error (an NHibernate session does not). A node error (1047,
+    /// 1180, 1290) leaves that node at once; a disconnect evicts the connection when it comes back. Nothing
+    /// is retried: the caller still has the error.
+    /// </summary>
+    /// <param name="connection">A connection on loan from this pool.</param>
+    /// <param name="failure">The error.</param>
+    public void ReportFailure(DbConnection connection, Exception failure)
+    {
+        if (connection is null)
+            throw new ArgumentNullException(nameof(connection));
+        if (failure is null)
+            throw new ArgumentNullException(nameof(failure));
+        PooledConnection? pooled;
+        lock (_lock)
+        {
+            if (!_all.TryGetValue(connection, out pooled) || pooled.State != PooledConnectionState.Leased)
+                return;
+            pooled.ReportedFailure = failure;
+        }
+
+        if (NodeHealth.Classify(failure) is { } unfit)
+            LeaveHost(pooled.Host, unfit);
     }
 
     /// <summary>The pool that handed out <paramref name="connection"/>, if it came from one.</summary>
@@ -310,6 +336,9 @@ public sealed class KeepAlivePool : IDisposable
         AdvanceGeneration($"held connection {pooled.Id} was {why} after {PoolSettings.Show(idle)} idle");
         if (inTransaction || _driver.IsInTransaction(connection) == true)
         {
+            // Close the dead connection, so that whatever the caller does next with it (a rollback on
+            // dispose, say) fails at once as on any closed connection, instead of writing to a dead socket.
+            CloseQuietly(pooled);
             throw new ConnectionLostException(
                 $"The connection (pool '{Name}', connection {pooled.Id}) died after {PoolSettings.Show(idle)} idle while a transaction was open on it. " +
                 "The server rolled the transaction back: nothing of it was committed, and it was not reopened, as that would silently drop the transaction's earlier statements. Begin a new transaction and run it again.");
@@ -1304,20 +1333,26 @@ public sealed class KeepAlivePool : IDisposable
         }
     }
 
-    /// <summary>Opens a held connection's object again on a new physical connection.</summary>
-    private void Reopen(PooledConnection pooled, EvictionReason reason, string why, TimeSpan idle)
+    /// <summary>Closes the driver's connection object (not the pool's record of it) after its socket died.</summary>
+    private void CloseQuietly(PooledConnection pooled)
     {
-        var connection = pooled.Connection;
         AbortSocket(pooled);
         try
         {
-            connection.Close();
+            pooled.Connection.Close();
         }
 #pragma warning disable CA1031 // Closing a dead connection may fail in any way the driver likes; it is gone either way.
         catch (Exception)
 #pragma warning restore CA1031
         {
         }
+    }
+
+    /// <summary>Opens a held connection's object again on a new physical connection.</summary>
+    private void Reopen(PooledConnection pooled, EvictionReason reason, string why, TimeSpan idle)
+    {
+        var connection = pooled.Connection;
+        CloseQuietly(pooled);
 
         _counters.Evict(reason);
         PoolLog.ConnectionEvicted(_logger, Name, pooled.Id, reason, $"held connection {why}; reopening it in place", null);
@@ -1366,6 +1401,7 @@ public sealed class KeepAlivePool : IDisposable
                 Move(pooled, PooledConnectionState.Leased);
                 pooled.LeasedAt = Now;
                 pooled.LeakReported = false;
+                pooled.ReportedFailure = null;
                 return;
             }
         }

@@ -62,6 +62,9 @@ internal sealed class PooledConnection
 
     public bool LeakReported { get; set; }
 
+    /// <summary>An error its holder met and reported (<see cref="KeepAlivePool.ReportFailure"/>), judged when it comes back.</summary>
+    public Exception? ReportedFailure { get; set; }
+
     /// <summary>The database it was opened on, to restore it if a caller changed it.</summary>
     public string? Database { get; set; }
 

@@ -44,9 +44,27 @@ public class HeldConnectionIntegrationTests(MySqlDriver driver) : IntegrationTes
         Admin.Kill(id);
 
         Assert.Throws<ConnectionLostException>(() => pool.EnsureAlive(held, inTransaction: true));
+        Assert.That(held.State, Is.Not.EqualTo(System.Data.ConnectionState.Open), "closed, so that a rollback on dispose fails at once instead of writing to a dead socket");
+        Assert.That(() => transaction.Rollback(), Throws.InstanceOf<InvalidOperationException>());
 
         pool.Return(held);
         Assert.That(Admin.Count("SELECT COUNT(*) FROM held"), Is.Zero);
         Assert.That(Request(pool), Is.Null);
+    }
+
+    [Test]
+    public void A_held_connection_killed_a_moment_after_its_last_use_is_reopened_without_a_ping()
+    {
+        using var pool = CreatePool(); // the default 500 ms bypass window
+        var held = pool.Rent();
+        var before = ConnectionId(held);
+        Admin.Kill(before);
+        Eventually(() => !Admin.ConnectionIds().Contains(before), TimeSpan.FromSeconds(10), "the server closed it");
+
+        Assert.That(pool.EnsureAlive(held, inTransaction: false), Is.True, "reopened: the socket showed the server had closed it");
+        Assert.That(ConnectionId(held), Is.Not.EqualTo(before));
+        var stats = pool.GetStatistics();
+        Assert.That((stats.SocketCheckFailures, stats.Validations, stats.Reopened), Is.EqualTo((1L, 0L, 1L)), "found by the socket check, not a ping");
+        pool.Return(held);
     }
 }

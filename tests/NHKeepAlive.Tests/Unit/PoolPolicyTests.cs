@@ -408,6 +408,25 @@ public class PoolPolicyTests
         f.Driver.Verify(d => d.PingAsync(c, true, It.IsAny<CancellationToken>()), Times.Once);
     }
 
+    [Test]
+    public void A_node_error_reported_on_a_held_connection_renews_every_connection_to_that_server()
+    {
+        using var f = new FakePoolFixture();
+        var held = f.Pool.Rent();
+        var idle = f.Pool.Rent();
+        f.Pool.Return(idle);
+
+        f.Pool.ReportFailure(held, DriverExceptions.MySqlConnector(1290, "The MariaDB server is running with the --read-only option"));
+
+        Assert.That(((FakeConnection)idle).IsDisposed, Is.True, "idle connections to the read-only server are closed at once");
+        f.Pool.Return(held);
+        Assert.That(((FakeConnection)held).IsDisposed, Is.True, "the one that met the error is closed as it comes back");
+        Assert.That(f.Log.Messages("ConnectionEvicted"), Has.All.Contain("HostUnhealthy"));
+        var next = f.Pool.Rent();
+        Assert.That(((FakeConnection)next).IsDisposed, Is.False, "a new connection: behind a proxy it may reach another node");
+        f.Pool.Return(next);
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int seen;
