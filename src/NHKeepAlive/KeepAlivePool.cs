@@ -637,7 +637,7 @@ public sealed class KeepAlivePool : IDisposable
     private async ValueTask<PooledConnection> CreateAsync(bool async)
     {
         if (!_hosts.IsCluster)
-            return await OpenOnAsync(_hosts.Preferred, async).ConfigureAwait(false);
+            return await OpenOnLoneHostAsync(_hosts.Preferred, async).ConfigureAwait(false);
         var failures = new List<string>();
         Exception? last = null;
         foreach (var host in _hosts.OpenOrder())
@@ -660,7 +660,36 @@ public sealed class KeepAlivePool : IDisposable
         throw new ConnectException($"Could not open a connection for pool '{Name}' on any host: {string.Join("; ", failures)}", last!);
     }
 
-    /// <summary>Opens a connection to one host (and, with a host list, checks the node is fit).</summary>
+    /// <summary>
+    /// Opens a connection to the one host there is. After a node error on it, new connections are checked
+    /// and an unfit one closed and opened again (a proxy may still route to the unfit node for a moment),
+    /// for at most the validation timeout: the caller waits a little rather than meets the same error.
+    /// </summary>
+    private async ValueTask<PooledConnection> OpenOnLoneHostAsync(ServerHost host, bool async)
+    {
+        var started = _time.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                var pooled = await OpenOnAsync(host, async).ConfigureAwait(false);
+                if (host.Suspect)
+                    _hosts.MarkUp(host, Now);
+                return pooled;
+            }
+            catch (UnfitHostException e)
+            {
+                if (_time.GetElapsedTime(started) >= _options.ValidationTimeout)
+                    throw new ConnectException($"Could not open a fit connection for pool '{Name}' within {PoolSettings.Show(_options.ValidationTimeout)}: {host.Name} is unfit ({e.Message}).", e);
+                if (async)
+                    await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+                else
+                    Thread.Sleep(100);
+            }
+        }
+    }
+
+    /// <summary>Opens a connection to one host (and, with a host list or a suspect lone host, checks the node is fit).</summary>
     private async ValueTask<PooledConnection> OpenOnAsync(ServerHost host, bool async)
     {
         var connection = _driver.CreateConnection(host.ConnectionString);
@@ -693,7 +722,7 @@ public sealed class KeepAlivePool : IDisposable
                 generation = _generation;
             if (generation != Facts.LearnedInGeneration)
                 await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
-            unfit = _hosts.IsCluster ? await NodeHealth.CheckAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
+            unfit = _hosts.IsCluster || host.Suspect ? await _driver.CheckNodeAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
             if (unfit is null)
                 Opened(pooled, generation);
         }
@@ -962,8 +991,9 @@ public sealed class KeepAlivePool : IDisposable
             }
             finally
             {
-                run.TrySetResult(true);
+                // Re-armed before the run is reported done, so that whoever waits on it sees the next tick scheduled.
                 RescheduleHousekeeping();
+                run.TrySetResult(true);
             }
         }
     }
@@ -1244,7 +1274,7 @@ public sealed class KeepAlivePool : IDisposable
     {
         try
         {
-            pooled.Unfit = await NodeHealth.CheckAsync(pooled.Connection, _options.AllowReadOnly, timeout, async).ConfigureAwait(false);
+            pooled.Unfit = await _driver.CheckNodeAsync(pooled.Connection, _options.AllowReadOnly, timeout, async).ConfigureAwait(false);
             return true;
         }
 #pragma warning disable CA1031 // Any other failure of the health query means the connection is not fit to hand out.

@@ -26,6 +26,12 @@ internal sealed class ServerHost
 
     public bool Healthy { get; set; } = true;
 
+    /// <summary>
+    /// A lone host (a proxy's endpoint, say) that met a node error: new connections to it are checked
+    /// with the node health query until one passes, as the proxy may still route to the unfit node.
+    /// </summary>
+    public bool Suspect { get; set; }
+
     /// <summary>Why it was left, while it is unhealthy.</summary>
     public string? Reason { get; set; }
 

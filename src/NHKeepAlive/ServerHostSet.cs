@@ -59,7 +59,13 @@ internal sealed class ServerHostSet
 
             host.Generation++;
             if (!IsCluster)
-                return true; // Nowhere else to go: the generation closes its connections, the host stays in use.
+            {
+                // Nowhere else to go: the generation closes its connections, and new ones are checked
+                // until one is fit (behind a proxy, they reach another node once the proxy moves).
+                host.Suspect = true;
+                return true;
+            }
+
             host.Healthy = false;
             host.Reason = reason;
             return true;
@@ -72,6 +78,7 @@ internal sealed class ServerHostSet
         lock (_lock)
         {
             host.LastProbe = now;
+            host.Suspect = false;
             if (host.Healthy)
                 return false;
             host.Healthy = true;

@@ -83,6 +83,10 @@ internal abstract class DriverAdapter
     /// </summary>
     public virtual bool ResetSession(DbConnection connection, string? restore) => false;
 
+    /// <summary>Runs the node health query (<see cref="NodeHealth"/>): null when the node is fit, else why not.</summary>
+    public virtual ValueTask<string?> CheckNodeAsync(DbConnection connection, bool allowReadOnly, TimeSpan timeout, bool async) =>
+        NodeHealth.CheckAsync(connection, allowReadOnly, timeout, async);
+
     /// <summary>The server's id for the connection (what SHOW PROCESSLIST and KILL use), if the driver exposes it.</summary>
     public abstract int? ServerThreadId(DbConnection connection);
 

@@ -98,6 +98,8 @@ internal sealed class FakePoolFixture : IDisposable
         Driver.Setup(d => d.IsInTransaction(It.IsAny<DbConnection>())).Returns(false);
         Driver.Setup(d => d.SessionMayHaveChanged(It.IsAny<DbConnection>())).Returns(false);
         Driver.Setup(d => d.PrepareSession(It.IsAny<DbConnection>())).Returns((string?)null);
+        Driver.Setup(d => d.CheckNodeAsync(It.IsAny<DbConnection>(), It.IsAny<bool>(), It.IsAny<TimeSpan>(), It.IsAny<bool>()))
+            .Returns((DbConnection c, bool _, TimeSpan _, bool _) => new ValueTask<string?>(Unfit.TryGetValue(c, out var why) ? why : null));
         Driver.Setup(d => d.ResetSession(It.IsAny<DbConnection>(), It.IsAny<string?>())).Returns((DbConnection c, string? _) =>
         {
             Resets.Enqueue(c);
@@ -139,6 +141,9 @@ internal sealed class FakePoolFixture : IDisposable
 
     /// <summary>Connections whose session the pool reset, in order.</summary>
     public ConcurrentQueue<DbConnection> Resets { get; } = new();
+
+    /// <summary>Connections whose node health query says unfit, and why.</summary>
+    public ConcurrentDictionary<DbConnection, string> Unfit { get; } = new();
 
     /// <summary>Connections whose ping fails.</summary>
     public HashSet<DbConnection> Dead { get; } = [];

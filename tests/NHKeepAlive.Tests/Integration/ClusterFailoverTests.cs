@@ -108,9 +108,31 @@ public class ClusterFailoverTests(MySqlDriver driver)
         run.AssertNoAcknowledgedWriteLost();
     }
 
-    private KeepAlivePool CreatePool() => new(new KeepAliveOptions
+    [Test]
+    public void Behind_one_HAProxy_endpoint_a_read_only_node_costs_errors_only_until_HAProxy_moves_and_none_after()
     {
-        ConnectionString = _cluster.ConnectionString(driver, string.Join(",", _cluster.Nodes.Select(n => n.Host)), _cluster.Nodes[0].Port),
+        using var pool = CreatePool(_cluster.HaproxyConnectionString(driver));
+        using var run = new WriteRun(pool, _cluster);
+        run.Until(TimeSpan.FromSeconds(1));
+
+        var faultAt = run.Elapsed;
+        _cluster.ReadOnly(1);
+        Assert.That(_cluster.WaitForHaproxy(1, "DOWN", TimeSpan.FromSeconds(15)), Is.True, "HAProxy's wsrep-aware check took node 1 out");
+        var movedAt = run.Elapsed;
+        run.Until(movedAt + TimeSpan.FromSeconds(3));
+        run.Stop();
+
+        var firstElsewhere = run.FirstAckAfter(faultAt, n => n != "node1");
+        var errorsAfterMove = run.ErrorsBetween(movedAt + TimeSpan.FromSeconds(1), run.Elapsed);
+        TestContext.Out.WriteLine($"{driver} via HAProxy, readonly: HAProxy moved {(movedAt - faultAt).TotalMilliseconds:0} ms after the fault; {run.ErrorsBetween(faultAt, run.Elapsed).Count} errors in all, first write on another node {(firstElsewhere - faultAt).TotalMilliseconds:0} ms after the fault, {errorsAfterMove.Count} errors from a second after HAProxy moved");
+        Assert.That(firstElsewhere - movedAt, Is.LessThan(TimeSpan.FromSeconds(1)), "connections that met 1290 were replaced at once, through HAProxy, on the node it now sends to");
+        Assert.That(errorsAfterMove, Is.Empty, "no connection to the read-only node is handed out again");
+        run.AssertNoAcknowledgedWriteLost();
+    }
+
+    private KeepAlivePool CreatePool(string? connectionString = null) => new(new KeepAliveOptions
+    {
+        ConnectionString = connectionString ?? _cluster.ConnectionString(driver, string.Join(",", _cluster.Nodes.Select(n => n.Host)), _cluster.Nodes[0].Port),
         Driver = driver,
         MaxPoolSize = 8,
         KeepAliveInterval = TimeSpan.FromSeconds(1),

@@ -427,6 +427,27 @@ public class PoolPolicyTests
         f.Pool.Return(next);
     }
 
+    [Test]
+    public void After_a_node_error_on_a_lone_endpoint_new_connections_are_checked_and_an_unfit_one_is_opened_again()
+    {
+        using var f = new FakePoolFixture();
+        var held = f.Pool.Rent();
+        f.Pool.ReportFailure(held, DriverExceptions.MySqlData("The MariaDB server is running with the --read-only option", 1290));
+        f.Pool.Return(held);
+        var unfitLeft = 2; // a proxy still sends the next two connections to the read-only node
+        f.Driver.Setup(d => d.CheckNodeAsync(It.IsAny<System.Data.Common.DbConnection>(), It.IsAny<bool>(), It.IsAny<TimeSpan>(), It.IsAny<bool>()))
+            .Returns(() => new ValueTask<string?>(unfitLeft-- > 0 ? "the server is read-only" : null));
+
+        var next = f.Pool.Rent();
+
+        Assert.That(f.Connections, Has.Count.EqualTo(4), "the first, two unfit ones closed at once, and the one handed out");
+        Assert.That(((FakeConnection)next).IsDisposed, Is.False);
+        Assert.That(f.Log.Messages("ConnectionEvicted").Count(m => m.Contains("HostUnhealthy")), Is.EqualTo(3));
+        f.Pool.Return(next);
+        f.Pool.Return(f.Pool.Rent());
+        Assert.That(f.Connections, Has.Count.EqualTo(4), "fit again: no more checks, no more connections");
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int seen;
