@@ -21,7 +21,7 @@ namespace NHKeepAlive;
 /// failure. Every physical connection is in exactly one <see cref="PooledConnectionState"/> at every
 /// moment and is closed exactly once. Thread-safe; sync and async checkouts share one code path.
 /// </summary>
-public sealed class KeepAlivePool : IDisposable
+public sealed partial class KeepAlivePool : IDisposable
 {
     /// <summary>The name of the <see cref="System.Diagnostics.Metrics.Meter"/> the pools publish their instruments on.</summary>
     public const string MeterName = "NHKeepAlive";
@@ -550,24 +550,8 @@ public sealed class KeepAlivePool : IDisposable
             if (pooled is null)
                 break;
             var now = Now;
-            if (pooled.IsExpired(now))
-            {
-                Close(pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
+            if (FailsFreeChecks(pooled, now))
                 continue;
-            }
-
-            if (CheckSocket(pooled) is { } closed)
-            {
-                Close(pooled, EvictionReason.SocketClosed, $"{closed} after {PoolSettings.Show(now - pooled.LastAlive)} idle");
-                AdvanceGeneration($"connection {pooled.Id} was {closed}");
-                continue;
-            }
-
-            if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
-            {
-                Close(pooled, verdict.Reason, verdict.Detail);
-                continue;
-            }
 
             if (!NeedsValidation(pooled, now, generation, Facts.BypassWindow))
                 return pooled;
@@ -586,9 +570,7 @@ public sealed class KeepAlivePool : IDisposable
             var idleFor = PoolSettings.Show(now - pooled.LastAlive);
             if (outcome == PingOutcome.Unfit)
             {
-                var unfit = pooled.Unfit!;
-                Close(pooled, EvictionReason.HostUnhealthy, $"its host {pooled.Host.Name} is unfit: {unfit}");
-                LeaveHost(pooled.Host, unfit);
+                CloseOnUnfitHost(pooled);
                 continue;
             }
 
@@ -604,6 +586,42 @@ public sealed class KeepAlivePool : IDisposable
         }
 
         return await CreateAsync(async).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The checks that cost no round trip: past its lifetime, closed by the far end (its socket), or on
+    /// a host that was left or that a failback moves away from. Closes a connection that fails one.
+    /// </summary>
+    private bool FailsFreeChecks(PooledConnection pooled, TimeSpan now)
+    {
+        if (pooled.IsExpired(now))
+        {
+            Close(pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
+            return true;
+        }
+
+        if (CheckSocket(pooled) is { } closed)
+        {
+            Close(pooled, EvictionReason.SocketClosed, $"{closed} after {PoolSettings.Show(now - pooled.LastAlive)} idle");
+            AdvanceGeneration($"connection {pooled.Id} was {closed}");
+            return true;
+        }
+
+        if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
+        {
+            Close(pooled, verdict.Reason, verdict.Detail);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Closes a connection whose validation found its node unfit, and leaves that node.</summary>
+    private void CloseOnUnfitHost(PooledConnection pooled)
+    {
+        var unfit = pooled.Unfit!;
+        Close(pooled, EvictionReason.HostUnhealthy, $"its host {pooled.Host.Name} is unfit: {unfit}");
+        LeaveHost(pooled.Host, unfit);
     }
 
     /// <summary>Whether a checkout must validate this connection first.</summary>
@@ -626,162 +644,6 @@ public sealed class KeepAlivePool : IDisposable
             default:
                 return null;
         }
-    }
-
-    /// <summary>
-    /// Opens a new physical connection on the first healthy host, accounted for from the start (state
-    /// Opening). With a host list, a host that cannot be reached or is unfit is left and the next one
-    /// tried. Never takes a caller's token: a connect is bounded by the driver's connect timeout, and a
-    /// cancelled connect is where drivers leak.
-    /// </summary>
-    private async ValueTask<PooledConnection> CreateAsync(bool async)
-    {
-        if (!_hosts.IsCluster)
-            return await OpenOnLoneHostAsync(_hosts.Preferred, async).ConfigureAwait(false);
-        var failures = new List<string>();
-        Exception? last = null;
-        foreach (var host in _hosts.OpenOrder())
-        {
-            try
-            {
-                var pooled = await OpenOnAsync(host, async).ConfigureAwait(false);
-                if (_hosts.MarkUp(host, Now))
-                    PoolLog.HostBack(_logger, Name, host.Name, null);
-                return pooled;
-            }
-            catch (Exception e) when (e is ConnectException or UnfitHostException)
-            {
-                LeaveHost(host, e is UnfitHostException ? e.Message : $"could not connect ({e.InnerException?.Message ?? e.Message})");
-                failures.Add($"{host.Name}: {e.Message}");
-                last = e;
-            }
-        }
-
-        throw new ConnectException($"Could not open a connection for pool '{Name}' on any host: {string.Join("; ", failures)}", last!);
-    }
-
-    /// <summary>
-    /// Opens a connection to the one host there is. After a node error on it, new connections are checked
-    /// and an unfit one closed and opened again (a proxy may still route to the unfit node for a moment),
-    /// for at most the validation timeout: the caller waits a little rather than meets the same error.
-    /// </summary>
-    private async ValueTask<PooledConnection> OpenOnLoneHostAsync(ServerHost host, bool async)
-    {
-        var started = _time.GetTimestamp();
-        while (true)
-        {
-            try
-            {
-                var pooled = await OpenOnAsync(host, async).ConfigureAwait(false);
-                if (host.Suspect)
-                    _hosts.MarkUp(host, Now);
-                return pooled;
-            }
-            catch (UnfitHostException e)
-            {
-                if (_time.GetElapsedTime(started) >= _options.ValidationTimeout)
-                    throw new ConnectException($"Could not open a fit connection for pool '{Name}' within {PoolSettings.Show(_options.ValidationTimeout)}: {host.Name} is unfit ({e.Message}).", e);
-                if (async)
-                    await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
-                else
-                    Thread.Sleep(100);
-            }
-        }
-    }
-
-    /// <summary>Opens a connection to one host (and, with a host list or a suspect lone host, checks the node is fit).</summary>
-    private async ValueTask<PooledConnection> OpenOnAsync(ServerHost host, bool async)
-    {
-        var connection = _driver.CreateConnection(host.ConnectionString);
-        var pooled = new PooledConnection(Interlocked.Increment(ref _nextId), connection, host, Now);
-        lock (_lock)
-        {
-            _all.Add(connection, pooled);
-            _inState[(int)PooledConnectionState.Opening]++;
-        }
-
-        var started = _time.GetTimestamp();
-        try
-        {
-            if (async)
-                await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
-            else
-                connection.Open();
-        }
-        catch (Exception e)
-        {
-            Forget(pooled);
-            throw ConnectException.From(e, Name, _settings.Redact);
-        }
-
-        string? unfit;
-        try
-        {
-            int generation;
-            lock (_lock)
-                generation = _generation;
-            if (generation != Facts.LearnedInGeneration)
-                await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
-            unfit = _hosts.IsCluster || host.Suspect ? await _driver.CheckNodeAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
-            if (unfit is null)
-                Opened(pooled, generation);
-        }
-        catch
-        {
-            Close(pooled, EvictionReason.CleanupFailed, "failed right after it opened");
-            throw;
-        }
-
-        if (unfit is not null)
-        {
-            Close(pooled, EvictionReason.HostUnhealthy, $"opened on {host.Name}, which is unfit: {unfit}");
-            throw new UnfitHostException(unfit);
-        }
-
-        s_owners.Remove(connection);
-        s_owners.Add(connection, this);
-        _counters.Create();
-        _metrics.Created(_time.GetElapsedTime(started));
-        PoolLog.ConnectionOpened(_logger, Name, pooled.Id, _driver.Name, pooled.ServerThreadId, null);
-        return pooled;
-    }
-
-    /// <summary>A host answered but is unfit for new work; the message says why.</summary>
-    private sealed class UnfitHostException(string reason) : Exception(reason);
-
-    /// <summary>Leaves a host that is unfit (or, alone, closes its idle connections so that new ones are opened, through a proxy that may route elsewhere).</summary>
-    private void LeaveHost(ServerHost host, string reason)
-    {
-        if (!_hosts.MarkDown(host, reason, Now))
-            return;
-        PoolLog.HostLeft(_logger, Name, host.Name, reason, null);
-        List<PooledConnection> idle;
-        lock (_lock)
-        {
-            idle = _idle.FindAll(p => ReferenceEquals(p.Host, host));
-            foreach (var pooled in idle)
-            {
-                _idle.Remove(pooled);
-                Move(pooled, PooledConnectionState.Checking);
-            }
-        }
-
-        foreach (var pooled in idle)
-            Close(pooled, EvictionReason.HostUnhealthy, $"its host {host.Name} was left: {reason}");
-    }
-
-    /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to reset its session.</summary>
-    private void Opened(PooledConnection pooled, int generation)
-    {
-        var connection = pooled.Connection;
-        var socket = _driver.FindSocket(connection);
-        if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
-            PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
-        if (_options.SessionReset != SessionResetPolicy.Never)
-            pooled.SessionRestore = _driver.PrepareSession(connection);
-        var now = Now;
-        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
-        pooled.HostGeneration = pooled.Host.Generation;
     }
 
     /// <summary>When a connection created at <paramref name="createdAt"/> retires: the max lifetime less up to 2.5 % of it, so that connections opened together do not retire together.</summary>
@@ -810,427 +672,6 @@ public sealed class KeepAlivePool : IDisposable
     internal static TimeSpan? KeepAliveIntervalFor(TimeSpan configured, TimeSpan? serverWaitTimeout) =>
         ServerFacts.KeepAliveIntervalFor(configured, serverWaitTimeout);
 
-    private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, bool async)
-    {
-        TimeSpan? waitTimeout = null;
-        try
-        {
-            waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _options.ValidationTimeout, async, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
-        {
-            PoolLog.WaitTimeoutUnknown(_logger, Name, e.Message, e);
-        }
-
-        var facts = ServerFacts.From(_options, waitTimeout ?? Facts.WaitTimeout, generation);
-        var previous = Interlocked.Exchange(ref _facts, facts);
-        if (waitTimeout is null || previous.WaitTimeout == waitTimeout)
-            return;
-        PoolLog.KeepAliveIntervalChosen(_logger, Name, waitTimeout.Value.TotalSeconds, facts.KeepAliveInterval?.TotalSeconds ?? 0, null);
-        if (_timer is null)
-            _wake.Set(); // The thread sleeps for the old period: wake it to take the new one.
-        else
-            RescheduleHousekeeping();
-    }
-
-    // ---- return ---------------------------------------------------------------------------------
-
-    /// <summary>Makes a returned connection fit for the next caller, or says why it must go.</summary>
-    private (EvictionReason? Reason, string? Detail) CleanForReuse(PooledConnection pooled, Exception? failure)
-    {
-        var connection = pooled.Connection;
-        if (failure is not null && DisconnectClassifier.Classify(failure) is { } disconnect)
-        {
-            AdvanceGeneration($"connection {pooled.Id}: {disconnect}");
-            return (EvictionReason.Disconnected, disconnect);
-        }
-
-        if (NodeHealth.Classify(failure) is { } unfit)
-        {
-            LeaveHost(pooled.Host, unfit);
-            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}");
-        }
-
-        if (connection.State != ConnectionState.Open)
-        {
-            AdvanceGeneration($"connection {pooled.Id} came back {connection.State}");
-            return (EvictionReason.Broken, $"came back {connection.State}: the driver closes a connection after a fatal error");
-        }
-
-        if (IsDisposed)
-            return (EvictionReason.PoolDisposed, "returned after the pool was disposed");
-        var now = Now;
-        if (pooled.IsExpired(now))
-            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
-        if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
-            return verdict;
-
-        try
-        {
-            // The driver tells from its own state whether a transaction is open, so the common
-            // case costs no round trip; when it cannot tell, roll back anyway.
-            var inTransaction = _driver.IsInTransaction(connection);
-            if (inTransaction != false)
-            {
-                _driver.RollBack(connection);
-                if (inTransaction == true)
-                    PoolLog.TransactionRolledBack(_logger, Name, pooled.Id, null);
-            }
-
-            if (ResetReason(pooled) is { } why)
-            {
-                if (!_driver.ResetSession(connection, pooled.SessionRestore))
-                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
-                _counters.SessionReset();
-                PoolLog.SessionReset(_logger, Name, pooled.Id, why, null);
-            }
-
-            if (pooled.Database is { Length: > 0 } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
-                connection.ChangeDatabase(database);
-        }
-        catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
-        {
-            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}");
-        }
-
-        return (null, null);
-    }
-
-    /// <summary>Why a returned connection's session must be reset before the next caller (<see cref="KeepAliveOptions.SessionReset"/>), or null.</summary>
-    private string? ResetReason(PooledConnection pooled)
-    {
-        switch (_options.SessionReset)
-        {
-            case SessionResetPolicy.Never:
-                return null;
-            case SessionResetPolicy.Always:
-                return "the policy is always";
-        }
-
-        if (pooled.Database is { Length: > 0 } database && !string.Equals(pooled.Connection.Database, database, StringComparison.Ordinal))
-            return "the caller changed the database";
-        return _driver.SessionMayHaveChanged(pooled.Connection) switch
-        {
-            true => "the server reported a session change",
-            false => null,
-            null => $"{_driver.Name} keeps no record of session changes",
-        };
-    }
-
-    // ---- housekeeping -----------------------------------------------------------------------
-
-    /// <summary>Asks the housekeeping thread for a run (the injected clock's timer does, and so does a MinIdle shortfall).</summary>
-    private void RequestHousekeeping()
-    {
-        lock (_runLock)
-            _nextRun ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        try
-        {
-            _wake.Set();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-    }
-
-    /// <summary>Housekeeping threads alive in this process (tests check that none outlives its pool).</summary>
-    internal static int LiveHousekeepers => Volatile.Read(ref s_liveHousekeepers);
-
-    private static int s_liveHousekeepers;
-
-    private void HousekeepingLoop()
-    {
-        Interlocked.Increment(ref s_liveHousekeepers);
-        try
-        {
-            HousekeepUntilDisposed();
-        }
-        finally
-        {
-            Interlocked.Decrement(ref s_liveHousekeepers);
-        }
-    }
-
-    private void HousekeepUntilDisposed()
-    {
-        while (true)
-        {
-            // On the real clock the thread keeps its own time: a timer callback would wait for a
-            // thread-pool thread, and a starved pool would then stop the keepalive.
-            if (_timer is null)
-                _wake.WaitOne(HousekeepingPeriod);
-            else
-                _wake.WaitOne();
-
-            TaskCompletionSource<bool> run;
-            lock (_runLock)
-            {
-                run = _nextRun ?? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-                _nextRun = null;
-                _currentRun = run;
-            }
-
-            if (IsDisposed)
-            {
-                run.TrySetResult(false);
-                return;
-            }
-
-            try
-            {
-                Housekeep();
-            }
-            catch (OperationCanceledException) when (IsDisposed)
-            {
-            }
-#pragma warning disable CA1031 // The housekeeping thread must never die: a failed run is logged and the next one runs.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                PoolLog.HousekeepingFailed(_logger, Name, e);
-            }
-            finally
-            {
-                // Re-armed before the run is reported done, so that whoever waits on it sees the next tick scheduled.
-                RescheduleHousekeeping();
-                run.TrySetResult(true);
-            }
-        }
-    }
-
-    private void RescheduleHousekeeping()
-    {
-        if (IsDisposed)
-            return;
-        try
-        {
-            _timer?.Change(HousekeepingPeriod, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // Disposed meanwhile.
-        }
-    }
-
-    /// <summary>One housekeeping run, on the housekeeping thread: retire, drop what the server closed, report leaks, keep alive, refill the minimum.</summary>
-    private void Housekeep()
-    {
-        ProbeLeftHosts();
-        RetireIdle();
-        DropClosedIdle();
-        ReportLeaks();
-        KeepAlive();
-        RefillMinIdle();
-    }
-
-    /// <summary>With a host list: tries each left host again (one connection, the health query); a fit one is taken back, and the pool fails back to it.</summary>
-    private void ProbeLeftHosts()
-    {
-        if (!_hosts.IsCluster)
-            return;
-        foreach (var host in _hosts.DueForProbe(Now, HousekeepingPeriod))
-        {
-            if (IsDisposed || !_slots.Wait(0))
-                return;
-            try
-            {
-#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
-                var pooled = OpenOnAsync(host, async: false).GetAwaiter().GetResult();
-#pragma warning restore CA2012
-                if (_hosts.MarkUp(host, Now))
-                    PoolLog.HostBack(_logger, Name, host.Name, null);
-                ToIdle(pooled, newest: true);
-            }
-            catch (Exception e) when (e is ConnectException or UnfitHostException or DbException)
-            {
-                _hosts.MarkDown(host, e is UnfitHostException ? e.Message : $"could not connect ({e.InnerException?.Message ?? e.Message})", Now);
-            }
-            finally
-            {
-                _slots.Release();
-            }
-        }
-    }
-
-    private void RetireIdle()
-    {
-        var now = Now;
-        var retired = new List<(PooledConnection Connection, EvictionReason Reason, string Detail)>();
-        lock (_lock)
-        {
-            // Oldest first; stop taking idle-timed-out connections at the minimum.
-            for (var i = 0; i < _idle.Count; i++)
-            {
-                var pooled = _idle[i];
-                if (pooled.IsExpired(now))
-                {
-                    retired.Add((pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now)));
-                }
-                else if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
-                {
-                    retired.Add((pooled, verdict.Reason, verdict.Detail));
-                }
-                else if (_options.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _options.IdleTimeout && _all.Count - retired.Count > _options.MinIdle)
-                {
-                    retired.Add((pooled, EvictionReason.IdleTimeout, $"idle for {PoolSettings.Show(now - pooled.LastUsed)}"));
-                }
-                else
-                {
-                    continue;
-                }
-
-                _idle.RemoveAt(i--);
-                Move(pooled, PooledConnectionState.Checking);
-            }
-        }
-
-        foreach (var (pooled, reason, detail) in retired)
-            Close(pooled, reason, detail);
-    }
-
-    /// <summary>Closes idle connections whose socket shows the server or the network closed them: no ping needed.</summary>
-    private void DropClosedIdle()
-    {
-        if (!_options.SocketCheck)
-            return;
-        List<PooledConnection> idle;
-        lock (_lock)
-            idle = [.. _idle];
-        foreach (var pooled in idle)
-        {
-            if (pooled.CheckSocket() is SocketCheck.Open or SocketCheck.Unknown)
-                continue;
-            lock (_lock)
-            {
-                if (pooled.State != PooledConnectionState.Idle)
-                    continue; // A caller took it meanwhile; its checkout checks it again.
-                _idle.Remove(pooled);
-                Move(pooled, PooledConnectionState.Checking);
-            }
-
-            var closed = CheckSocket(pooled) ?? "closed by the server or the network";
-            Close(pooled, EvictionReason.SocketClosed, $"{closed}; found by the keepalive sweep after {PoolSettings.Show(Now - pooled.LastAlive)} idle");
-            AdvanceGeneration($"connection {pooled.Id} was {closed}");
-        }
-    }
-
-    private void ReportLeaks()
-    {
-        if (_options.LeakDetectionThreshold <= TimeSpan.Zero)
-            return;
-        var now = Now;
-        List<PooledConnection> leaked = [];
-        lock (_lock)
-        {
-            foreach (var pooled in _all.Values)
-            {
-                if (pooled.State == PooledConnectionState.Leased && !pooled.LeakReported && now - pooled.LeasedAt >= _options.LeakDetectionThreshold)
-                {
-                    pooled.LeakReported = true;
-                    leaked.Add(pooled);
-                }
-            }
-        }
-
-        foreach (var pooled in leaked)
-            PoolLog.LeakSuspected(_logger, Name, pooled.Id, (now - pooled.LeasedAt).TotalSeconds, pooled.LeaseStack ?? "(stack not captured)", null);
-    }
-
-    /// <summary>Pings, one at a time, every idle connection that has idled a keepalive interval or predates the current generation.</summary>
-    private void KeepAlive()
-    {
-        if (Facts.KeepAliveInterval is not { } interval)
-            return;
-        var now = Now;
-        List<PooledConnection> due;
-        int generation;
-        lock (_lock)
-        {
-            generation = _generation;
-            due = _idle.FindAll(p => p.Generation != generation || now - p.LastAlive >= interval);
-        }
-
-        foreach (var pooled in due)
-        {
-            // A slot, so that a connection out for its ping still counts against MaxPoolSize. If
-            // none is free, every connection is busy and nothing idles long enough to need a ping.
-            if (IsDisposed || !_slots.Wait(0))
-                return;
-            try
-            {
-                lock (_lock)
-                {
-                    if (pooled.State != PooledConnectionState.Idle)
-                        continue; // A caller took it meanwhile: its checkout validates it.
-                    _idle.Remove(pooled);
-                    Move(pooled, PooledConnectionState.Checking);
-                }
-
-#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
-                var outcome = PingAsync(pooled, _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
-#pragma warning restore CA2012
-                PoolLog.KeepAlivePinged(_logger, Name, pooled.Id, (now - pooled.LastAlive).TotalSeconds, outcome.ToString(), null);
-                _counters.KeepAlivePing(outcome == PingOutcome.Ok);
-                if (outcome == PingOutcome.Ok)
-                {
-                    pooled.LastAlive = Now;
-                    pooled.Generation = generation;
-                    ToIdle(pooled, newest: false);
-                    continue;
-                }
-
-                if (outcome == PingOutcome.Unfit)
-                {
-                    var unfit = pooled.Unfit!;
-                    Close(pooled, EvictionReason.HostUnhealthy, $"its host {pooled.Host.Name} is unfit: {unfit}");
-                    LeaveHost(pooled.Host, unfit);
-                    continue;
-                }
-
-                var detail = outcome == PingOutcome.Timeout
-                    ? $"no answer to the keepalive ping within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted"
-                    : $"dead on the keepalive ping after {PoolSettings.Show(now - pooled.LastAlive)} idle";
-                Close(pooled, EvictionReason.KeepAliveFailed, detail);
-                AdvanceGeneration($"connection {pooled.Id} failed its keepalive ping");
-            }
-            finally
-            {
-                _slots.Release();
-            }
-        }
-    }
-
-    private void RefillMinIdle()
-    {
-        while (!IsDisposed)
-        {
-            lock (_lock)
-            {
-                if (_all.Count >= _options.MinIdle)
-                    return;
-            }
-
-            if (!_slots.Wait(0))
-                return;
-            try
-            {
-#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
-                var pooled = CreateAsync(async: false).GetAwaiter().GetResult();
-#pragma warning restore CA2012
-                ToIdle(pooled, newest: false);
-            }
-            catch (Exception e) when (e is ConnectException or DbException or TimeoutException)
-            {
-                PoolLog.MinIdleRefillFailed(_logger, Name, e);
-                return;
-            }
-            finally
-            {
-                _slots.Release();
-            }
-        }
-    }
-
     // ---- shared -------------------------------------------------------------------------------
 
     private enum PingOutcome
@@ -1252,7 +693,7 @@ public sealed class KeepAlivePool : IDisposable
     private async ValueTask<PingOutcome> PingAsync(PooledConnection pooled, TimeSpan timeout, bool async)
     {
         bool alive;
-        using (var watch = new ValidationWatch(this, pooled, timeout))
+        using (var watch = new ValidationWatch(_time, pooled, timeout, AbortSocket, _shutdown.Token))
         {
             // With a host list the validation is the node health query: one round trip as a ping is,
             // and it sees what a ping does not (a node that refuses queries still answers pings).
@@ -1282,63 +723,6 @@ public sealed class KeepAlivePool : IDisposable
 #pragma warning restore CA1031
         {
             return false;
-        }
-    }
-
-    /// <summary>The deadline of one validation: aborts the socket after the server has been silent for the timeout.</summary>
-    private sealed class ValidationWatch : IDisposable
-    {
-        private readonly KeepAlivePool _pool;
-        private readonly PooledConnection _pooled;
-        private readonly TimeSpan _timeout;
-        private readonly ITimer _timer;
-        private readonly CancellationTokenRegistration _shutdown;
-        private int _state; // 0 running, 1 finished, 2 aborted
-
-        public ValidationWatch(KeepAlivePool pool, PooledConnection pooled, TimeSpan timeout)
-        {
-            _pool = pool;
-            _pooled = pooled;
-            _timeout = timeout;
-            _timer = pool._time.CreateTimer(static s => ((ValidationWatch)s!).OnDeadline(), this, timeout, Timeout.InfiniteTimeSpan);
-            _shutdown = pool._shutdown.Token.Register(static s => ((ValidationWatch)s!).Abort(), this);
-        }
-
-        /// <summary>Ends the watch; false if the deadline (or the shutdown) aborted the connection first.</summary>
-        public bool Finish() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
-
-        public void Dispose()
-        {
-            _timer.Dispose();
-            _shutdown.Dispose();
-        }
-
-        private void OnDeadline()
-        {
-            if (Volatile.Read(ref _state) != 0)
-                return;
-            if (_pooled.CheckSocket() == SocketCheck.UnexpectedData)
-            {
-                // The server has answered; the reply waits for a thread to read it (a starved thread
-                // pool). That is not the server's silence: give it another period.
-                try
-                {
-                    _timer.Change(_timeout, Timeout.InfiniteTimeSpan);
-                }
-                catch (ObjectDisposedException)
-                {
-                }
-
-                return;
-            }
-
-            Abort();
-        }
-
-        private void Abort()
-        {
-            if (Interlocked.CompareExchange(ref _state, 2, 0) == 0)
-                _pool.AbortSocket(_pooled);
         }
     }
 
@@ -1376,38 +760,6 @@ public sealed class KeepAlivePool : IDisposable
 #pragma warning restore CA1031
         {
         }
-    }
-
-    /// <summary>Opens a held connection's object again on a new physical connection.</summary>
-    private void Reopen(PooledConnection pooled, EvictionReason reason, string why, TimeSpan idle)
-    {
-        var connection = pooled.Connection;
-        CloseQuietly(pooled);
-
-        _counters.Evict(reason);
-        PoolLog.ConnectionEvicted(_logger, Name, pooled.Id, reason, $"held connection {why}; reopening it in place", null);
-        try
-        {
-            // The driver dropped the password from ConnectionString when it first opened.
-            var host = _hosts.Preferred;
-            connection.ConnectionString = host.ConnectionString;
-            pooled.Host = host;
-            connection.Open();
-        }
-        catch (Exception e)
-        {
-            // Never leave the password where the holder can read it.
-            connection.ConnectionString = _settings.PublicConnectionString;
-            throw ConnectException.From(e, Name, _settings.Redact);
-        }
-
-        int generation;
-        lock (_lock)
-            generation = _generation;
-        Opened(pooled, generation);
-        _counters.Reopen();
-        _counters.Create();
-        PoolLog.ConnectionReopened(_logger, Name, pooled.Id, why, idle.TotalSeconds, null);
     }
 
     // ---- states -------------------------------------------------------------------------------

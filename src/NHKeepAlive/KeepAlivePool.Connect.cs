@@ -1,0 +1,227 @@
+using System;
+using System.Collections.Generic;
+using System.Data;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using NHKeepAlive.Diagnostics;
+using NHKeepAlive.Drivers;
+
+namespace NHKeepAlive;
+
+/// <content>Opening connections: the host list, the lone host behind a proxy, and what a new connection is.</content>
+public sealed partial class KeepAlivePool
+{
+    /// <summary>
+    /// Opens a new physical connection on the first healthy host, accounted for from the start (state
+    /// Opening). With a host list, a host that cannot be reached or is unfit is left and the next one
+    /// tried. Never takes a caller's token: a connect is bounded by the driver's connect timeout, and a
+    /// cancelled connect is where drivers leak.
+    /// </summary>
+    private async ValueTask<PooledConnection> CreateAsync(bool async)
+    {
+        if (!_hosts.IsCluster)
+            return await OpenOnLoneHostAsync(_hosts.Preferred, async).ConfigureAwait(false);
+        var failures = new List<string>();
+        Exception? last = null;
+        foreach (var host in _hosts.OpenOrder())
+        {
+            try
+            {
+                var pooled = await OpenOnAsync(host, async).ConfigureAwait(false);
+                if (_hosts.MarkUp(host, Now))
+                    PoolLog.HostBack(_logger, Name, host.Name, null);
+                return pooled;
+            }
+            catch (Exception e) when (e is ConnectException or UnfitHostException)
+            {
+                LeaveHost(host, e is UnfitHostException ? e.Message : $"could not connect ({e.InnerException?.Message ?? e.Message})");
+                failures.Add($"{host.Name}: {e.Message}");
+                last = e;
+            }
+        }
+
+        throw new ConnectException($"Could not open a connection for pool '{Name}' on any host: {string.Join("; ", failures)}", last!);
+    }
+
+    /// <summary>
+    /// Opens a connection to the one host there is. After a node error on it, new connections are checked
+    /// and an unfit one closed and opened again (a proxy may still route to the unfit node for a moment),
+    /// for at most the validation timeout: the caller waits a little rather than meets the same error.
+    /// </summary>
+    private async ValueTask<PooledConnection> OpenOnLoneHostAsync(ServerHost host, bool async)
+    {
+        var started = _time.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                var pooled = await OpenOnAsync(host, async).ConfigureAwait(false);
+                if (host.Suspect)
+                    _hosts.MarkUp(host, Now);
+                return pooled;
+            }
+            catch (UnfitHostException e)
+            {
+                if (_time.GetElapsedTime(started) >= _options.ValidationTimeout)
+                    throw new ConnectException($"Could not open a fit connection for pool '{Name}' within {PoolSettings.Show(_options.ValidationTimeout)}: {host.Name} is unfit ({e.Message}).", e);
+                if (async)
+                    await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+                else
+                    Thread.Sleep(100);
+            }
+        }
+    }
+
+    /// <summary>Opens a connection to one host (and, with a host list or a suspect lone host, checks the node is fit).</summary>
+    private async ValueTask<PooledConnection> OpenOnAsync(ServerHost host, bool async)
+    {
+        var connection = _driver.CreateConnection(host.ConnectionString);
+        var pooled = new PooledConnection(Interlocked.Increment(ref _nextId), connection, host, Now);
+        lock (_lock)
+        {
+            _all.Add(connection, pooled);
+            _inState[(int)PooledConnectionState.Opening]++;
+        }
+
+        var started = _time.GetTimestamp();
+        try
+        {
+            if (async)
+                await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
+            else
+                connection.Open();
+        }
+        catch (Exception e)
+        {
+            Forget(pooled);
+            throw ConnectException.From(e, Name, _settings.Redact);
+        }
+
+        string? unfit;
+        try
+        {
+            int generation;
+            lock (_lock)
+                generation = _generation;
+            if (generation != Facts.LearnedInGeneration)
+                await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
+            unfit = _hosts.IsCluster || host.Suspect ? await _driver.CheckNodeAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
+            if (unfit is null)
+                Opened(pooled, generation);
+        }
+        catch
+        {
+            Close(pooled, EvictionReason.CleanupFailed, "failed right after it opened");
+            throw;
+        }
+
+        if (unfit is not null)
+        {
+            Close(pooled, EvictionReason.HostUnhealthy, $"opened on {host.Name}, which is unfit: {unfit}");
+            throw new UnfitHostException(unfit);
+        }
+
+        s_owners.Remove(connection);
+        s_owners.Add(connection, this);
+        _counters.Create();
+        _metrics.Created(_time.GetElapsedTime(started));
+        PoolLog.ConnectionOpened(_logger, Name, pooled.Id, _driver.Name, pooled.ServerThreadId, null);
+        return pooled;
+    }
+
+    /// <summary>A host answered but is unfit for new work; the message says why.</summary>
+    private sealed class UnfitHostException(string reason) : Exception(reason);
+
+    /// <summary>Leaves a host that is unfit (or, alone, closes its idle connections so that new ones are opened, through a proxy that may route elsewhere).</summary>
+    private void LeaveHost(ServerHost host, string reason)
+    {
+        if (!_hosts.MarkDown(host, reason, Now))
+            return;
+        PoolLog.HostLeft(_logger, Name, host.Name, reason, null);
+        List<PooledConnection> idle;
+        lock (_lock)
+        {
+            idle = _idle.FindAll(p => ReferenceEquals(p.Host, host));
+            foreach (var pooled in idle)
+            {
+                _idle.Remove(pooled);
+                Move(pooled, PooledConnectionState.Checking);
+            }
+        }
+
+        foreach (var pooled in idle)
+            Close(pooled, EvictionReason.HostUnhealthy, $"its host {host.Name} was left: {reason}");
+    }
+
+    /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to reset its session.</summary>
+    private void Opened(PooledConnection pooled, int generation)
+    {
+        var connection = pooled.Connection;
+        var socket = _driver.FindSocket(connection);
+        if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
+            PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
+        if (_options.SessionReset != SessionResetPolicy.Never)
+            pooled.SessionRestore = _driver.PrepareSession(connection);
+        var now = Now;
+        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
+        pooled.HostGeneration = pooled.Host.Generation;
+    }
+
+    private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, bool async)
+    {
+        TimeSpan? waitTimeout = null;
+        try
+        {
+            waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _options.ValidationTimeout, async, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
+        {
+            PoolLog.WaitTimeoutUnknown(_logger, Name, e.Message, e);
+        }
+
+        var facts = ServerFacts.From(_options, waitTimeout ?? Facts.WaitTimeout, generation);
+        var previous = Interlocked.Exchange(ref _facts, facts);
+        if (waitTimeout is null || previous.WaitTimeout == waitTimeout)
+            return;
+        PoolLog.KeepAliveIntervalChosen(_logger, Name, waitTimeout.Value.TotalSeconds, facts.KeepAliveInterval?.TotalSeconds ?? 0, null);
+        if (_timer is null)
+            _wake.Set(); // The thread sleeps for the old period: wake it to take the new one.
+        else
+            RescheduleHousekeeping();
+    }
+
+    /// <summary>Opens a held connection's object again on a new physical connection.</summary>
+    private void Reopen(PooledConnection pooled, EvictionReason reason, string why, TimeSpan idle)
+    {
+        var connection = pooled.Connection;
+        CloseQuietly(pooled);
+
+        _counters.Evict(reason);
+        PoolLog.ConnectionEvicted(_logger, Name, pooled.Id, reason, $"held connection {why}; reopening it in place", null);
+        try
+        {
+            // The driver dropped the password from ConnectionString when it first opened.
+            var host = _hosts.Preferred;
+            connection.ConnectionString = host.ConnectionString;
+            pooled.Host = host;
+            connection.Open();
+        }
+        catch (Exception e)
+        {
+            // Never leave the password where the holder can read it.
+            connection.ConnectionString = _settings.PublicConnectionString;
+            throw ConnectException.From(e, Name, _settings.Redact);
+        }
+
+        int generation;
+        lock (_lock)
+            generation = _generation;
+        Opened(pooled, generation);
+        _counters.Reopen();
+        _counters.Create();
+        PoolLog.ConnectionReopened(_logger, Name, pooled.Id, why, idle.TotalSeconds, null);
+    }
+}

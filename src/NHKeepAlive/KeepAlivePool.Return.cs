@@ -1,0 +1,98 @@
+using System;
+using System.Collections.Generic;
+using System.Data;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using NHKeepAlive.Diagnostics;
+using NHKeepAlive.Drivers;
+
+namespace NHKeepAlive;
+
+/// <content>Returns: what makes a returned connection fit for the next caller, or why it must go.</content>
+public sealed partial class KeepAlivePool
+{
+    /// <summary>Makes a returned connection fit for the next caller, or says why it must go.</summary>
+    private (EvictionReason? Reason, string? Detail) CleanForReuse(PooledConnection pooled, Exception? failure)
+    {
+        var connection = pooled.Connection;
+        if (failure is not null && DisconnectClassifier.Classify(failure) is { } disconnect)
+        {
+            AdvanceGeneration($"connection {pooled.Id}: {disconnect}");
+            return (EvictionReason.Disconnected, disconnect);
+        }
+
+        if (NodeHealth.Classify(failure) is { } unfit)
+        {
+            LeaveHost(pooled.Host, unfit);
+            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}");
+        }
+
+        if (connection.State != ConnectionState.Open)
+        {
+            AdvanceGeneration($"connection {pooled.Id} came back {connection.State}");
+            return (EvictionReason.Broken, $"came back {connection.State}: the driver closes a connection after a fatal error");
+        }
+
+        if (IsDisposed)
+            return (EvictionReason.PoolDisposed, "returned after the pool was disposed");
+        var now = Now;
+        if (pooled.IsExpired(now))
+            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
+        if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
+            return verdict;
+
+        try
+        {
+            // The driver tells from its own state whether a transaction is open, so the common
+            // case costs no round trip; when it cannot tell, roll back anyway.
+            var inTransaction = _driver.IsInTransaction(connection);
+            if (inTransaction != false)
+            {
+                _driver.RollBack(connection);
+                if (inTransaction == true)
+                    PoolLog.TransactionRolledBack(_logger, Name, pooled.Id, null);
+            }
+
+            if (ResetReason(pooled) is { } why)
+            {
+                if (!_driver.ResetSession(connection, pooled.SessionRestore))
+                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
+                _counters.SessionReset();
+                PoolLog.SessionReset(_logger, Name, pooled.Id, why, null);
+            }
+
+            if (pooled.Database is { Length: > 0 } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
+                connection.ChangeDatabase(database);
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
+        {
+            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}");
+        }
+
+        return (null, null);
+    }
+
+    /// <summary>Why a returned connection's session must be reset before the next caller (<see cref="KeepAliveOptions.SessionReset"/>), or null.</summary>
+    private string? ResetReason(PooledConnection pooled)
+    {
+        switch (_options.SessionReset)
+        {
+            case SessionResetPolicy.Never:
+                return null;
+            case SessionResetPolicy.Always:
+                return "the policy is always";
+        }
+
+        if (pooled.Database is { Length: > 0 } database && !string.Equals(pooled.Connection.Database, database, StringComparison.Ordinal))
+            return "the caller changed the database";
+        return _driver.SessionMayHaveChanged(pooled.Connection) switch
+        {
+            true => "the server reported a session change",
+            false => null,
+            null => $"{_driver.Name} keeps no record of session changes",
+        };
+    }
+}
