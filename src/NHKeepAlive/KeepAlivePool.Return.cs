@@ -88,6 +88,8 @@ public sealed partial class KeepAlivePool
 
         if (pooled.Database is { Length: > 0 } database && !string.Equals(pooled.Connection.Database, database, StringComparison.Ordinal))
             return "the caller changed the database";
+        if (pooled.SessionChanged)
+            return "the server reported a session change earlier in the loan";
         return _driver.SessionMayHaveChanged(pooled.Connection) switch
         {
             true => "the server reported a session change",

@@ -271,7 +271,9 @@ public sealed partial class KeepAlivePool : IDisposable
     /// window costs nothing more; an older one is pinged (bounded by the validation timeout). A dead one
     /// is reopened in place, on the same object, so the caller's next command runs. A reopen loses the
     /// session's server-side state: session variables, temporary tables, user locks, prepared
-    /// statements, <c>LAST_INSERT_ID()</c>, and a database chosen with <c>USE</c>.
+    /// statements, <c>LAST_INSERT_ID()</c>, and a database chosen with <c>USE</c>. Where the driver keeps
+    /// the server's status flags (MySql.Data), a session change reported by the previous statement is
+    /// also noted here, so that the return resets the session (<see cref="SessionResetPolicy.Auto"/>).
     /// </summary>
     /// <param name="connection">A connection this pool handed out and the caller still holds.</param>
     /// <param name="inTransaction">Whether the caller has a transaction open on it.</param>
@@ -294,6 +296,11 @@ public sealed partial class KeepAlivePool : IDisposable
 
         var now = Now;
         var idle = now - pooled.LastAlive;
+
+        // Before each command the driver still holds the status flags of the previous reply: a session
+        // change it reports is remembered for the return (the flags themselves last one reply only).
+        if (_options.SessionReset == SessionResetPolicy.Auto && !pooled.SessionChanged && _driver.SessionMayHaveChanged(connection) == true)
+            pooled.SessionChanged = true;
         string why;
         var reason = EvictionReason.Broken;
         if (connection.State != ConnectionState.Open)
@@ -784,6 +791,7 @@ public sealed partial class KeepAlivePool : IDisposable
                 pooled.LeasedAt = Now;
                 pooled.LeakReported = false;
                 pooled.ReportedFailure = null;
+                pooled.SessionChanged = false;
                 return;
             }
         }

@@ -62,6 +62,9 @@ internal sealed class PooledConnection
 
     public bool LeakReported { get; set; }
 
+    /// <summary>Whether a reply earlier in this loan reported a session change (seen before a held connection's command).</summary>
+    public bool SessionChanged { get; set; }
+
     /// <summary>An error its holder met and reported (<see cref="KeepAlivePool.ReportFailure"/>), judged when it comes back.</summary>
     public Exception? ReportedFailure { get; set; }
 

@@ -79,10 +79,11 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
             var other => Convert.ToString(other, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
         };
         var parts = text.Split(' ');
+        // DO 0 last: its reply, the one the driver keeps, reports no session change of our own making.
         if (parts.Length != 3)
-            return "SET SESSION session_track_state_change = 1";
+            return "SET SESSION session_track_state_change = 1; DO 0";
         var results = parts[2] == "NULL" ? "NULL" : $"'{parts[2]}'";
-        return $"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}";
+        return $"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}; DO 0";
     }
 
     public override bool ResetSession(DbConnection connection, string? restore)

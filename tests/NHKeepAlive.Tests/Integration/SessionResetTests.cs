@@ -127,6 +127,41 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         pool.Return(after);
     }
 
+    [Test]
+    public void A_change_followed_by_other_statements_is_seen_when_each_command_goes_through_EnsureAlive_as_with_NHibernate()
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        var a = pool.Rent();
+        foreach (var sql in new[] { "SET @secret = 'A'", "SELECT 1", "SELECT 2" })
+        {
+            pool.EnsureAlive(a, inTransaction: false); // what the NHibernate drivers call before every command
+            Scalar(a, sql);
+        }
+
+        pool.Return(a);
+
+        var b = pool.Rent();
+        Assert.That(b, Is.SameAs(a));
+        Assert.That(Scalar(b, "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)"), Is.EqualTo("none"));
+        pool.Return(b);
+    }
+
+    [Test]
+    public void A_loan_that_runs_nothing_after_a_reset_is_not_reset_again()
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        var a = pool.Rent();
+        Scalar(a, "SET @x = 1");
+        pool.Return(a);
+        var afterFirst = pool.GetStatistics().SessionResets;
+
+        pool.Return(pool.Rent());
+
+        var expected = Driver == MySqlDriver.MySqlData ? afterFirst : afterFirst + 1; // MySqlConnector resets every return
+        Assert.That(pool.GetStatistics().SessionResets, Is.EqualTo(expected));
+        Assert.That(afterFirst, Is.EqualTo(1));
+    }
+
     /// <summary>The server's count of statements from clients (this query included).</summary>
     private long ServerQuestions() =>
         Admin.Count("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'");
