@@ -2,12 +2,9 @@ using System;
 using System.Collections.Generic;
 using System.Data;
 using System.Data.Common;
-using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
-using Microsoft.Extensions.Logging;
 using NHKeepAlive.Diagnostics;
-using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 
@@ -164,7 +161,12 @@ public sealed partial class KeepAlivePool
         if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
             PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
         if (_options.SessionReset != SessionResetPolicy.Never)
-            pooled.SessionRestore = _driver.PrepareSession(connection);
+        {
+            var setup = _driver.PrepareSession(connection);
+            pooled.SessionRestore = setup?.Restore;
+            pooled.ChangesReported = setup?.ChangesReported ?? true;
+        }
+
         var now = Now;
         pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
         pooled.HostGeneration = pooled.Host.Generation;

@@ -2,12 +2,9 @@ using System;
 using System.Collections.Generic;
 using System.Data;
 using System.Data.Common;
-using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
-using Microsoft.Extensions.Logging;
 using NHKeepAlive.Diagnostics;
-using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 

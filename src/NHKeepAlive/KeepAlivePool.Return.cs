@@ -1,13 +1,8 @@
 using System;
-using System.Collections.Generic;
 using System.Data;
 using System.Data.Common;
-using System.Diagnostics;
-using System.Threading;
 using System.Threading.Tasks;
-using Microsoft.Extensions.Logging;
 using NHKeepAlive.Diagnostics;
-using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 
@@ -93,7 +88,8 @@ public sealed partial class KeepAlivePool
         return _driver.SessionMayHaveChanged(pooled.Connection) switch
         {
             true => "the server reported a session change",
-            false => null,
+            false when pooled.ChangesReported => null,
+            false => "the server does not report session changes on this connection",
             null => $"{_driver.Name} keeps no record of session changes",
         };
     }

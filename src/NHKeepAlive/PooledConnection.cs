@@ -71,6 +71,9 @@ internal sealed class PooledConnection
     /// <summary>The database it was opened on, to restore it if a caller changed it.</summary>
     public string? Database { get; set; }
 
+    /// <summary>Whether the server reports session changes on it (what <see cref="SessionResetPolicy.Auto"/> relies on to skip a reset).</summary>
+    public bool ChangesReported { get; set; } = true;
+
     /// <summary>Why its node was found unfit by the last validation (with a host list).</summary>
     public string? Unfit { get; set; }
 

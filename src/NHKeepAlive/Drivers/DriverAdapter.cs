@@ -74,7 +74,7 @@ internal abstract class DriverAdapter
     /// report session changes, and returns the statement that restores, after a reset, what the driver
     /// set when it opened (character sets), or null when a reset keeps it.
     /// </summary>
-    public virtual string? PrepareSession(DbConnection connection) => null;
+    public virtual SessionSetup? PrepareSession(DbConnection connection) => null;
 
     /// <summary>
     /// Resets the session as if newly opened (COM_RESET_CONNECTION, or COM_CHANGE_USER where the

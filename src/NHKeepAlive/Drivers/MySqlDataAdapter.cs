@@ -67,23 +67,33 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         return autocommit is null || changed is null ? null : autocommit == false || changed == true;
     }
 
-    public override string? PrepareSession(DbConnection connection)
+    public override SessionSetup? PrepareSession(DbConnection connection)
     {
-        using var command = connection.CreateCommand();
-
-        // Binary, so that MySql.Data 8.0 need not decode MariaDB's utf8mb3 names.
-        command.CommandText = "SET SESSION session_track_state_change = 1; SELECT CAST(CONCAT_WS(' ', @@character_set_client, @@collation_connection, IFNULL(@@character_set_results, 'NULL')) AS BINARY)";
-        var text = command.ExecuteScalar() switch
+        string text;
+        try
         {
-            byte[] bytes => System.Text.Encoding.ASCII.GetString(bytes),
-            var other => Convert.ToString(other, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
-        };
-        var parts = text.Split(' ');
+            using var command = connection.CreateCommand();
+
+            // Binary, so that MySql.Data 8.0 need not decode MariaDB's utf8mb3 names.
+            command.CommandText = "SET SESSION session_track_state_change = 1; SELECT CAST(CONCAT_WS(' ', @@character_set_client, @@collation_connection, IFNULL(@@character_set_results, 'NULL')) AS BINARY)";
+            text = command.ExecuteScalar() switch
+            {
+                byte[] bytes => System.Text.Encoding.ASCII.GetString(bytes),
+                var other => Convert.ToString(other, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
+            };
+        }
+        catch (DbException)
+        {
+            // A server without session state tracking (MySQL 5.6, MariaDB before 10.2): changes go unreported.
+            return new SessionSetup(null, ChangesReported: false);
+        }
+
         // DO 0 last: its reply, the one the driver keeps, reports no session change of our own making.
+        var parts = text.Split(' ');
         if (parts.Length != 3)
-            return "SET SESSION session_track_state_change = 1; DO 0";
+            return new SessionSetup("SET SESSION session_track_state_change = 1; DO 0", ChangesReported: true);
         var results = parts[2] == "NULL" ? "NULL" : $"'{parts[2]}'";
-        return $"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}; DO 0";
+        return new SessionSetup($"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}; DO 0", ChangesReported: true);
     }
 
     public override bool ResetSession(DbConnection connection, string? restore)
