@@ -47,6 +47,7 @@ public sealed partial class KeepAlivePool
     /// Opens a connection to the one host there is. After a node error on it, new connections are checked
     /// and an unfit one closed and opened again (a proxy may still route to the unfit node for a moment),
     /// for at most the validation timeout: the caller waits a little rather than meets the same error.
+    /// A server still unfit after that is used as it is: there is nowhere else to go.
     /// </summary>
     private async ValueTask<PooledConnection> OpenOnLoneHostAsync(ServerHost host, bool async)
     {
@@ -63,7 +64,15 @@ public sealed partial class KeepAlivePool
             catch (UnfitHostException e)
             {
                 if (_time.GetElapsedTime(started) >= _options.ValidationTimeout)
-                    throw new ConnectException($"Could not open a fit connection for pool '{Name}' within {PoolSettings.Show(_options.ValidationTimeout)}: {host.Name} is unfit ({e.Message}).", e);
+                {
+                    // Still unfit: the server itself (a read-only replica written to by mistake, say),
+                    // not a proxy on its way elsewhere. There is nowhere else to go: stop checking and
+                    // hand out what the server gives; its errors reach the callers as they are.
+                    PoolLog.HostLeft(_logger, Name, host.Name, $"{e.Message}; still so after {PoolSettings.Show(_options.ValidationTimeout)}, and it is the only host: connections are handed out unchecked again", null);
+                    _hosts.MarkUp(host, Now);
+                    return await OpenOnAsync(host, async).ConfigureAwait(false);
+                }
+
                 if (async)
                     await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
                 else

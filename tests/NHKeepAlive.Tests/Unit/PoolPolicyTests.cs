@@ -448,6 +448,34 @@ public class PoolPolicyTests
         Assert.That(f.Connections, Has.Count.EqualTo(4), "fit again: no more checks, no more connections");
     }
 
+    [Test]
+    public void A_lone_server_that_stays_unfit_is_used_as_it_is_after_the_validation_timeout()
+    {
+        using var f = new FakePoolFixture(o =>
+        {
+            o.ValidationTimeout = TimeSpan.FromMilliseconds(300);
+            o.ConnectionTimeout = TimeSpan.FromSeconds(5);
+        });
+        var held = f.Pool.Rent();
+        f.Pool.ReportFailure(held, DriverExceptions.MySqlData("The MariaDB server is running with the --read-only option", 1290));
+        f.Pool.Return(held);
+        f.Driver.Setup(d => d.CheckNodeAsync(It.IsAny<System.Data.Common.DbConnection>(), It.IsAny<bool>(), It.IsAny<TimeSpan>(), It.IsAny<bool>()))
+            .Returns(() =>
+            {
+                f.Time.Advance(TimeSpan.FromMilliseconds(100)); // each check takes a while on the pool's clock
+                return new ValueTask<string?>("the server is read-only");
+            });
+
+        var next = f.Pool.Rent();
+
+        Assert.That(((FakeConnection)next).IsDisposed, Is.False, "handed out: nowhere else to go, and reads still work there");
+        Assert.That(f.Log.Messages("HostLeft").Last(), Does.Contain("only host"));
+        f.Pool.Return(next);
+        var after = f.Connections.Count;
+        f.Pool.Return(f.Pool.Rent());
+        Assert.That(f.Connections, Has.Count.EqualTo(after), "no more checks");
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int seen;
