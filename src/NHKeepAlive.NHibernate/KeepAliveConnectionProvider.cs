@@ -65,6 +65,14 @@ public class KeepAliveConnectionProvider : ConnectionProvider
         options.Driver = decision.Driver;
         _options = options;
 
+        if (!settings.TryGetValue(Environment.SqlExceptionConverter, out var converter) || string.IsNullOrWhiteSpace(converter))
+        {
+            // NHibernate built its converter before this provider; only the configuration can name ours.
+            s_log.Warn(
+                "NHKeepAlive: '{0}' is not set, so the errors statements meet do not reach the pool and a node that refuses queries or is read-only is left only when validation or the keepalive finds it. Set it to {1} (UseKeepAlive(), the builder and FluentNHibernate's KeepAlive() do so by themselves).",
+                Environment.SqlExceptionConverter, typeof(KeepAliveSqlExceptionConverter).FullName + ", " + typeof(KeepAliveSqlExceptionConverter).Assembly.GetName().Name);
+        }
+
         // Built now, so that a bad option or connection string fails BuildSessionFactory, not the first query.
         _pool = _pools.GetOrAdd(ConnectionString, _ => new KeepAlivePool(options));
     }
