@@ -25,6 +25,10 @@ namespace NHKeepAlive.NHibernate;
 /// MySqlConnector (NHibernate's stock <c>MySqlDataDriver</c>, which MySQL dialects and FluentNHibernate
 /// supply without being asked, names neither), else MySql.Data if the application references it, else
 /// MySqlConnector. The two settings naming different drivers is a <see cref="KeepAliveConfigurationException"/>.
+/// NHibernate never hands the provider the errors statements meet; <see cref="KeepAliveSqlExceptionConverter"/>
+/// reports them to the pool. NHibernate builds its converter before it creates the provider, so a configuration
+/// that names only the provider (hibernate.cfg.xml, web.config) names the converter too, as <c>sql_exception_converter</c>
+/// (the provider logs a warning where it is missing); <see cref="KeepAliveConfiguration.UseKeepAlive"/> does both.
 /// </summary>
 public class KeepAliveConnectionProvider : ConnectionProvider
 {
