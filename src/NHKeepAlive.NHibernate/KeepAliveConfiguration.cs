@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Collections.Specialized;
 using System.Globalization;
 using System.Threading;
+using NHibernate;
 using NHibernate.Cfg;
 using Environment = NHibernate.Cfg.Environment;
 
@@ -15,11 +16,15 @@ public static class KeepAliveConfiguration
     /// <summary>The <c>connection.provider</c> value that selects NHKeepAlive.</summary>
     public static readonly string ProviderTypeName = typeof(KeepAliveConnectionProvider).AssemblyQualifiedName!;
 
+    private static readonly INHibernateLogger s_log = NHibernateLogger.For(typeof(KeepAliveConfiguration));
+
     /// <summary>
     /// Makes <paramref name="configuration"/> use NHKeepAlive: sets <c>connection.provider</c> (which
     /// installs a driver that protects held connections, chosen as
-    /// <see cref="KeepAliveConnectionProvider"/> describes), and passes the options
-    /// (including ones that are not strings, such as the logger factory) to the provider.
+    /// <see cref="KeepAliveConnectionProvider"/> describes), sets <c>sql_exception_converter</c> to
+    /// <see cref="KeepAliveSqlExceptionConverter"/> (so that the errors statements meet reach the pool:
+    /// a node error leaves that node at once) unless the configuration names a converter of its own,
+    /// and passes the options (including ones that are not strings, such as the logger factory) to the provider.
     /// The connection string comes from the options if set, else from the configuration.
     /// </summary>
     /// <param name="configuration">The NHibernate configuration.</param>
@@ -35,11 +40,45 @@ public static class KeepAliveConfiguration
         if (!string.IsNullOrEmpty(options.ConnectionString))
             configuration.SetProperty(Environment.ConnectionString, options.ConnectionString);
         configuration.SetProperty(Environment.ConnectionProvider, ProviderTypeName);
+        InstallExceptionConverter(configuration);
 
         // connection.driver_class is left as it is: the provider decides the driver in one place
         // (KeepAliveDriverDecision), from these options as appSettings and properties amend them.
         configuration.SetProperty(KeepAliveProperties.OptionsReference, KeepAliveOptionsRegistry.Register(options));
         return configuration;
+    }
+
+    /// <summary>Sets <c>sql_exception_converter</c> to NHKeepAlive's, unless the configuration names another (which is kept, with a warning).</summary>
+    private static void InstallExceptionConverter(Configuration configuration)
+    {
+        var configured = configuration.GetProperty(Environment.SqlExceptionConverter);
+        if (string.IsNullOrWhiteSpace(configured))
+        {
+            configuration.SetProperty(Environment.SqlExceptionConverter, KeepAliveSqlExceptionConverter.TypeName);
+            return;
+        }
+
+        if (IsKeepAliveConverter(configured!))
+            return;
+        s_log.Warn(
+            "NHKeepAlive: '{0}' is {1}, which is kept; the errors statements meet do not reach the pool, so a node that refuses queries or is read-only is left only when validation or the keepalive finds it. Derive the converter from {2} to have both.",
+            Environment.SqlExceptionConverter, configured!, typeof(KeepAliveSqlExceptionConverter).FullName!);
+    }
+
+    private static bool IsKeepAliveConverter(string typeName)
+    {
+        if (string.Equals(typeName.Split(',')[0].Trim(), typeof(KeepAliveSqlExceptionConverter).FullName, StringComparison.Ordinal))
+            return true;
+        try
+        {
+            return typeof(KeepAliveSqlExceptionConverter).IsAssignableFrom(global::NHibernate.Util.ReflectHelper.ClassForName(typeName));
+        }
+#pragma warning disable CA1031 // A converter that cannot be loaded is NHibernate's error to report.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return false;
+        }
     }
 }
 

@@ -25,6 +25,10 @@ namespace NHKeepAlive.NHibernate;
 /// MySqlConnector (NHibernate's stock <c>MySqlDataDriver</c>, which MySQL dialects and FluentNHibernate
 /// supply without being asked, names neither), else MySql.Data if the application references it, else
 /// MySqlConnector. The two settings naming different drivers is a <see cref="KeepAliveConfigurationException"/>.
+/// NHibernate never hands the provider the errors statements meet; <see cref="KeepAliveSqlExceptionConverter"/>
+/// reports them to the pool. NHibernate builds its converter before it creates the provider, so a configuration
+/// that names only the provider (hibernate.cfg.xml, web.config) names the converter too, as <c>sql_exception_converter</c>
+/// (the provider logs a warning where it is missing); <see cref="KeepAliveConfiguration.UseKeepAlive"/> does both.
 /// </summary>
 public class KeepAliveConnectionProvider : ConnectionProvider
 {
@@ -64,6 +68,14 @@ public class KeepAliveConnectionProvider : ConnectionProvider
         options.ConnectionString = ConnectionString;
         options.Driver = decision.Driver;
         _options = options;
+
+        if (!settings.TryGetValue(Environment.SqlExceptionConverter, out var converter) || string.IsNullOrWhiteSpace(converter))
+        {
+            // NHibernate built its converter before this provider; only the configuration can name ours.
+            s_log.Warn(
+                "NHKeepAlive: '{0}' is not set, so the errors statements meet do not reach the pool and a node that refuses queries or is read-only is left only when validation or the keepalive finds it. Set it to {1} (UseKeepAlive(), the builder and FluentNHibernate's KeepAlive() do so by themselves).",
+                Environment.SqlExceptionConverter, typeof(KeepAliveSqlExceptionConverter).FullName + ", " + typeof(KeepAliveSqlExceptionConverter).Assembly.GetName().Name);
+        }
 
         // Built now, so that a bad option or connection string fails BuildSessionFactory, not the first query.
         _pool = _pools.GetOrAdd(ConnectionString, _ => new KeepAlivePool(options));

@@ -1,5 +1,8 @@
+using System;
 using System.Data;
 using System.Data.Common;
+using System.Threading;
+using NHibernate;
 using NHibernate.Driver;
 
 namespace NHKeepAlive.NHibernate;
@@ -26,7 +29,14 @@ public class KeepAliveMySqlDataDriver : MySqlDataDriver
     public override DbTransaction BeginTransaction(IsolationLevel isolationLevel, DbConnection connection)
     {
         HeldConnectionGuard.BeforeTransaction(connection);
-        return base.BeginTransaction(isolationLevel, connection);
+        try
+        {
+            return base.BeginTransaction(isolationLevel, connection);
+        }
+        catch (Exception e) when (HeldConnectionGuard.Report(connection, e))
+        {
+            throw; // never reached: Report returns false, so the error goes on untouched
+        }
     }
 }
 
@@ -79,19 +89,44 @@ public class KeepAliveMySqlConnectorDriver : ReflectionBasedDriver
     public override DbTransaction BeginTransaction(IsolationLevel isolationLevel, DbConnection connection)
     {
         HeldConnectionGuard.BeforeTransaction(connection);
-        return base.BeginTransaction(isolationLevel, connection);
+        try
+        {
+            return base.BeginTransaction(isolationLevel, connection);
+        }
+        catch (Exception e) when (HeldConnectionGuard.Report(connection, e))
+        {
+            throw; // never reached: Report returns false, so the error goes on untouched
+        }
     }
 }
 
 /// <summary>
-/// What the drivers do before each command and before each transaction. NHibernate's
-/// <c>AdoTransaction.Begin</c> (used by every built-in transaction factory) begins the ADO.NET
-/// transaction through <c>IDriver.BeginTransaction</c>, so a driver override sees every
-/// <c>ISession.BeginTransaction()</c> on every connection, held or not, whatever
+/// What the drivers do before each command and before each transaction, and how errors NHibernate
+/// meets reach the pool. NHibernate's <c>AdoTransaction.Begin</c> (used by every built-in transaction
+/// factory) begins the ADO.NET transaction through <c>IDriver.BeginTransaction</c>, so a driver override
+/// sees every <c>ISession.BeginTransaction()</c> on every connection, held or not, whatever
 /// <c>transaction.factory_class</c> says.
 /// </summary>
+/// <remarks>
+/// NHibernate never passes an error to the connection provider: it converts it with the session
+/// factory's <c>ISQLExceptionConverter</c> and closes the connection later without it. So the guard
+/// remembers, for the current flow of execution, the connection of the last command or transaction
+/// begun (<see cref="Remember"/>), and <see cref="KeepAliveSqlExceptionConverter"/> reports the error it
+/// converts against that connection (<see cref="KeepAlivePool.ReportFailure"/>).
+/// <para>
+/// The memory is a box held in an <see cref="AsyncLocal{T}"/>. <c>ISession.BeginTransaction()</c> is
+/// synchronous, so the box it puts there lives in the caller's own flow, and NHibernate's async methods
+/// that the caller awaits afterwards write the command's connection into that same box: statements of a
+/// transaction are reported with the sync and the async API. A statement run outside a transaction
+/// through the async API gets its box inside NHibernate's async preparation, which ends before the
+/// error is converted: it is not reported (validation and the keepalive still find an unfit node).
+/// </para>
+/// </remarks>
 internal static class HeldConnectionGuard
 {
+    private static readonly INHibernateLogger s_log = NHibernateLogger.For(typeof(HeldConnectionGuard));
+    private static readonly AsyncLocal<LastConnection?> s_last = new();
+
     /// <summary>
     /// Before a transaction begins: no transaction is open on the connection yet, so a connection
     /// that died while idle is reopened in place and the transaction begins on the new one.
@@ -100,6 +135,7 @@ internal static class HeldConnectionGuard
     {
         if (connection is null)
             return;
+        Remember(connection, fresh: true);
 
         // Connections from elsewhere (a user-supplied connection) are left alone.
         KeepAlivePool.OwnerOf(connection)?.EnsureAlive(connection, inTransaction: false);
@@ -110,8 +146,66 @@ internal static class HeldConnectionGuard
         var connection = command.Connection;
         if (connection is null)
             return;
+        Remember(connection, fresh: false);
 
         // Connections from elsewhere (a user-supplied connection) are left alone.
         KeepAlivePool.OwnerOf(connection)?.EnsureAlive(connection, inTransaction: command.Transaction is not null);
+    }
+
+    /// <summary>The connection of the last command or transaction begun in this flow of execution, if any.</summary>
+    public static DbConnection? Current => s_last.Value?.Connection;
+
+    /// <summary>
+    /// Reports <paramref name="failure"/> to the pool that owns the connection of the last command or
+    /// transaction begun in this flow (nothing for connections of no pool). Never throws.
+    /// </summary>
+    public static void ReportCurrent(Exception? failure)
+    {
+        if (failure is not null && Current is { } connection)
+            Report(connection, failure);
+    }
+
+    /// <summary>
+    /// Reports <paramref name="failure"/> on <paramref name="connection"/> to its pool, if a pool owns it.
+    /// Never throws; returns false, so that it can serve as an exception filter that lets the error go on.
+    /// </summary>
+    public static bool Report(DbConnection connection, Exception failure)
+    {
+        if (connection is null || failure is null || failure is ConnectionLostException or ConnectException)
+            return false; // the pool's own verdicts need no report
+        try
+        {
+            KeepAlivePool.OwnerOf(connection)?.ReportFailure(connection, failure);
+        }
+#pragma warning disable CA1031 // Reporting must never replace the caller's error with another.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            s_log.Warn(e, "NHKeepAlive: could not report an error to the pool; the caller still gets the error");
+        }
+
+        return false;
+    }
+
+    /// <summary>Records <paramref name="connection"/> as this flow's current one: in a new box (<paramref name="fresh"/>, or none yet), else in the box the flow has.</summary>
+    private static void Remember(DbConnection connection, bool fresh)
+    {
+        var box = s_last.Value;
+        if (fresh || box is null)
+            s_last.Value = new LastConnection(connection);
+        else
+            box.Connection = connection;
+    }
+
+    /// <summary>A box, so that NHibernate's async methods can write into the one their caller's flow holds.</summary>
+    private sealed class LastConnection(DbConnection connection)
+    {
+        private DbConnection? _connection = connection;
+
+        public DbConnection? Connection
+        {
+            get => Volatile.Read(ref _connection);
+            set => Volatile.Write(ref _connection, value);
+        }
     }
 }

@@ -57,7 +57,9 @@ public class HeldTransactionTests(MySqlDriver driver) : NHibernateTest(driver)
     [Test]
     public void A_connection_lost_inside_an_open_transaction_is_a_ConnectionLostException_and_nothing_is_retried()
     {
-        using var factory = KeepAliveFactory(o => o.ValidationBypassWindow = TimeSpan.Zero);
+        // The default bypass window: Inflict waits until the server has dropped the killed connection,
+        // and the socket check sees that without a round trip.
+        using var factory = KeepAliveFactory();
         var pool = PoolOf(factory);
         using (var session = HeldSession(factory))
         {
@@ -90,7 +92,7 @@ public class HeldTransactionTests(MySqlDriver driver) : NHibernateTest(driver)
     [Test]
     public void A_session_on_a_connection_of_the_application_is_left_alone()
     {
-        using var factory = KeepAliveFactory(o => o.ValidationBypassWindow = TimeSpan.Zero);
+        using var factory = KeepAliveFactory();
         var pool = PoolOf(factory);
         using var connection = UserConnection();
         var thread = PoolAccounting.ServerThreadOf(connection);
@@ -142,9 +144,9 @@ public class HeldTransactionTests(MySqlDriver driver) : NHibernateTest(driver)
         using (var stock = StockFactory())
             stockErrors = await UnitsAcrossFaults(stock, "stock", fault, async);
 
-        // The KILL comes right after the commit, inside the default bypass window (500 ms), where
-        // nothing checks a connection seen alive so recently: that needs the socket check of issue 10 part A.
-        using var factory = KeepAliveFactory(o => o.ValidationBypassWindow = fault == HeldFault.Kill ? TimeSpan.Zero : KeepAliveOptions.DefaultValidationBypassWindow);
+        // The KILL comes right after the commit, inside the default bypass window (500 ms); Inflict waits
+        // until the server has dropped the connection, and the socket check sees it closed without a round trip.
+        using var factory = KeepAliveFactory();
         var keepAliveErrors = await UnitsAcrossFaults(factory, "nhk", fault, async);
 
         TestContext.Progress.WriteLine($"{Driver}, release_mode=on_close, {fault}, {(async ? "async" : "sync")}: {Units} transactions after the fault: stock {stockErrors} failed, NHKeepAlive {keepAliveErrors} failed ({PoolOf(factory).GetStatistics().Reopened} reopened)");
@@ -254,23 +256,22 @@ public class HeldTransactionTests(MySqlDriver driver) : NHibernateTest(driver)
                 configuration.SetProperty(Environment.Dialect, typeof(global::NHibernate.Dialect.MySQL57Dialect).AssemblyQualifiedName);
                 configuration.SetProperty(Environment.Hbm2ddlKeyWords, "none");
                 configuration.SetProperty(KeepAliveProperties.Driver, Driver == MySqlDriver.MySqlConnector ? "mysqlconnector" : "mysql.data");
-                configuration.SetProperty(KeepAliveProperties.ValidationBypassWindow, "0");
                 configuration.AddMapping(Mappings.Notes());
                 return configuration.BuildSessionFactory();
             }
 
             case "UseKeepAlive":
-                return KeepAliveFactory(o => o.ValidationBypassWindow = TimeSpan.Zero);
+                return KeepAliveFactory();
             case "builder":
                 return new KeepAliveSessionFactoryBuilder(cs)
-                    .KeepAlive(o => { o.Driver = Driver; o.ValidationBypassWindow = TimeSpan.Zero; })
+                    .KeepAlive(o => o.Driver = Driver)
                     .AddMapping(Mappings.Notes())
                     .Build();
             case "Fluent":
                 return Fluently.Configure()
                     .Database(MySQLConfiguration.Standard.ConnectionString(cs))
                     .ExposeConfiguration(c => c.AddMapping(Mappings.Notes()))
-                    .KeepAlive(o => { o.Driver = Driver; o.ValidationBypassWindow = TimeSpan.Zero; })
+                    .KeepAlive(o => o.Driver = Driver)
                     .BuildSessionFactory();
             default:
                 throw new ArgumentOutOfRangeException(nameof(way), way, null);

@@ -1,0 +1,241 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using NHibernate;
+using NHibernate.Cfg.MappingSchema;
+using NHibernate.Dialect;
+using NHibernate.Mapping.ByCode;
+using NHKeepAlive.NHibernate;
+using NHKeepAlive.NHibernate.Tests.Infrastructure;
+using NHKeepAlive.Tests.Infrastructure;
+using NUnit.Framework;
+using Environment = NHibernate.Cfg.Environment;
+
+// The namespace of every cluster fixture: the linked ClusterShutdown stops the cluster once they have run.
+namespace NHKeepAlive.Tests.Integration.Cluster;
+
+/// <summary>A row a unit of work writes: a key the client made, and the node that took it.</summary>
+public class ClusterWrite
+{
+    public virtual string Id { get; set; } = string.Empty;
+
+    public virtual string Node { get; set; } = string.Empty;
+}
+
+/// <summary>
+/// An NHibernate session factory on a real 3-node Galera cluster, opened with the host list itself
+/// (<c>Server=127.0.0.1,127.0.0.2,127.0.0.3</c>): 4 workers run units of work {BeginTransaction; the
+/// node's name; Save a row with a client-made key; Commit} while node 1 refuses queries or turns
+/// read-only. Nothing in the test tells the pool about errors: NHKeepAlive's exception converter and
+/// drivers do. Errors are bounded by what was in flight, another node serves within a second, the
+/// factory fails back to node 1 once it is healthy, no acknowledged write is lost.
+/// </summary>
+[TestFixture(MySqlDriver.MySqlData)]
+[TestFixture(MySqlDriver.MySqlConnector)]
+[Category("Integration")]
+[Category("Cluster")]
+[NonParallelizable]
+public class NHibernateClusterFailoverTests(MySqlDriver driver)
+{
+    private const string Table = "nh_cluster_writes";
+    private const int Workers = 4;
+    private TestCluster _cluster = null!;
+
+    [OneTimeSetUp]
+    public void StartCluster()
+    {
+        _cluster = TestCluster.Shared;
+        if (_cluster.SkipReason is { } reason)
+            Assert.Ignore(reason);
+        using var admin = new MySqlConnector.MySqlConnection(_cluster.NodeConnectionString(2, MySqlDriver.MySqlConnector, "Pooling=false"));
+        admin.Open();
+        using var command = admin.CreateCommand();
+        command.CommandText = $"CREATE TABLE IF NOT EXISTS {Table} (Id CHAR(32) PRIMARY KEY, Node VARCHAR(16) NOT NULL) ENGINE=InnoDB";
+        command.ExecuteNonQuery();
+    }
+
+    [TearDown]
+    public void RestoreCluster()
+    {
+        if (_cluster.SkipReason is null)
+            _cluster.Restore();
+    }
+
+    [TestCase("reject")]
+    [TestCase("readonly")]
+    public void Units_of_work_leave_a_node_that_refuses_queries_or_turns_read_only_at_once_and_fail_back_without_errors(string fault)
+    {
+        using var factory = CreateFactory();
+        var pool = PoolOf(factory);
+        using var run = new WorkRun(factory, _cluster);
+        run.Until(TimeSpan.FromSeconds(1.5));
+        Assert.That(run.AckedOn().Keys, Is.EquivalentTo(new[] { "node1" }), "node 1, first in the host list, takes the units of work");
+        var openOnNode1 = pool.GetStatistics().Total;
+
+        var faultAt = run.Elapsed;
+        if (fault == "reject")
+            _cluster.Reject(1);
+        else
+            _cluster.ReadOnly(1);
+        run.Until(faultAt + TimeSpan.FromSeconds(4));
+
+        var errors = run.ErrorsBetween(faultAt, faultAt + TimeSpan.FromSeconds(4));
+        var firstElsewhere = run.FirstAckAfter(faultAt, n => n != "node1") - faultAt;
+        TestContext.Out.WriteLine($"{driver} {fault}: {errors.Count} errors ({string.Join(", ", errors.Select(e => e.Number).Distinct())}), first unit of work on another node {firstElsewhere.TotalMilliseconds:0} ms after the fault; {openOnNode1} connections were open to node 1");
+        Assert.That(errors.Count, Is.LessThanOrEqualTo(Workers + openOnNode1), "at most the units of work in flight plus one per connection open to node 1");
+        Assert.That(firstElsewhere, Is.LessThan(TimeSpan.FromSeconds(1)), "a healthy node took the units of work within a second");
+
+        _cluster.Heal(1);
+        var healedAt = run.Elapsed;
+        run.Until(healedAt + TimeSpan.FromSeconds(3));
+        var backOnNode1 = run.FirstAckAfter(healedAt, n => n == "node1") - healedAt;
+        var errorsAfterHeal = run.ErrorsBetween(healedAt, run.Elapsed);
+        TestContext.Out.WriteLine($"{driver} {fault}: failback {backOnNode1.TotalMilliseconds:0} ms after node 1 was synced again, {errorsAfterHeal.Count} errors");
+        Assert.That(errorsAfterHeal, Is.Empty, "failback costs no error");
+        Assert.That(backOnNode1, Is.LessThan(TimeSpan.FromSeconds(2)), "within two keepalive intervals (1 s)");
+
+        run.Stop();
+        run.AssertNoAcknowledgedWriteLost();
+    }
+
+    private ISessionFactory CreateFactory()
+    {
+        var configuration = new global::NHibernate.Cfg.Configuration();
+        configuration.SetProperty(Environment.Dialect, typeof(MySQL57Dialect).AssemblyQualifiedName);
+        configuration.SetProperty(Environment.Hbm2ddlKeyWords, "none");
+        configuration.AddMapping(Mapping());
+        return configuration.UseKeepAlive(o =>
+        {
+            o.ConnectionString = _cluster.ConnectionString(driver, string.Join(",", _cluster.Nodes.Select(n => n.Host)), _cluster.Nodes[0].Port);
+            o.Driver = driver;
+            o.MaxPoolSize = 8;
+            o.KeepAliveInterval = TimeSpan.FromSeconds(1);
+            o.ValidationTimeout = TimeSpan.FromSeconds(2);
+            o.ConnectionTimeout = TimeSpan.FromSeconds(10);
+            o.ShutdownGracePeriod = TimeSpan.Zero;
+        }).BuildSessionFactory();
+    }
+
+    private static HbmMapping Mapping()
+    {
+        var mapper = new ModelMapper();
+        mapper.Class<ClusterWrite>(c =>
+        {
+            c.Table(Table);
+            c.Id(w => w.Id, m => m.Generator(Generators.Assigned));
+            c.Property(w => w.Node, m => m.Length(16));
+        });
+        return mapper.CompileMappingForAllExplicitlyAddedEntities();
+    }
+
+    private static KeepAlivePool PoolOf(ISessionFactory factory) =>
+        ((KeepAliveConnectionProvider)((global::NHibernate.Engine.ISessionFactoryImplementor)factory).ConnectionProvider).Pool!;
+
+    /// <summary>Workers that run units of work with client-made keys, recording what each caller saw, until stopped.</summary>
+    private sealed class WorkRun : IDisposable
+    {
+        private readonly ISessionFactory _factory;
+        private readonly TestCluster _cluster;
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly ConcurrentQueue<(TimeSpan At, string Id, string? Node, int? Number)> _results = new();
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task[] _workers;
+
+        public WorkRun(ISessionFactory factory, TestCluster cluster)
+        {
+            _factory = factory;
+            _cluster = cluster;
+            _workers = Enumerable.Range(0, Workers).Select(_ => Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning)).ToArray();
+        }
+
+        public TimeSpan Elapsed => _clock.Elapsed;
+
+        public void Until(TimeSpan at)
+        {
+            var wait = at - _clock.Elapsed;
+            if (wait > TimeSpan.Zero)
+                Thread.Sleep(wait); // the faults under test play out in real time
+        }
+
+        public Dictionary<string, int> AckedOn() =>
+            _results.Where(r => r.Node is not null).GroupBy(r => r.Node!).ToDictionary(g => g.Key, g => g.Count());
+
+        public List<(TimeSpan At, string Id, string? Node, int? Number)> ErrorsBetween(TimeSpan from, TimeSpan to) =>
+            [.. _results.Where(r => r.Node is null && r.At >= from && r.At <= to)];
+
+        public TimeSpan FirstAckAfter(TimeSpan from, Func<string, bool> node)
+        {
+            var acks = _results.Where(r => r.Node is not null && r.At >= from && node(r.Node)).Select(r => r.At).ToList();
+            Assert.That(acks, Is.Not.Empty, "a unit of work was acknowledged on the expected node");
+            return acks.Min();
+        }
+
+        public void Stop()
+        {
+            _stop.Cancel();
+            Task.WaitAll(_workers, TimeSpan.FromSeconds(30));
+        }
+
+        public void AssertNoAcknowledgedWriteLost()
+        {
+            var acked = _results.Where(r => r.Node is not null).Select(r => r.Id).ToList();
+            var failed = _results.Where(r => r.Node is null).Select(r => r.Id).ToList();
+            using var check = new MySqlConnector.MySqlConnection(_cluster.NodeConnectionString(2, MySqlDriver.MySqlConnector, "Pooling=false"));
+            check.Open();
+            using var sync = check.CreateCommand();
+            sync.CommandText = "SET SESSION wsrep_sync_wait = 1";
+            sync.ExecuteNonQuery();
+            var stored = new HashSet<string>(StringComparer.Ordinal);
+            using (var read = check.CreateCommand())
+            {
+                read.CommandText = $"SELECT Id FROM {Table}";
+                using var reader = read.ExecuteReader();
+                while (reader.Read())
+                    stored.Add(reader.GetString(0));
+            }
+
+            var lost = acked.Where(id => !stored.Contains(id)).ToList();
+            var phantom = failed.Count(stored.Contains);
+            TestContext.Out.WriteLine($"{acked.Count} units of work acknowledged, {failed.Count} failed (the callers saw each), {phantom} of the failed ones had committed (phantom writes: never retried)");
+            Assert.That(lost, Is.Empty, "no acknowledged write is lost");
+        }
+
+        public void Dispose()
+        {
+            Stop();
+            _stop.Dispose();
+        }
+
+        private void Work()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var id = Guid.NewGuid().ToString("N");
+                try
+                {
+                    string node;
+                    using (var session = _factory.OpenSession())
+                    using (var transaction = session.BeginTransaction())
+                    {
+                        node = session.CreateSQLQuery("SELECT CAST(@@wsrep_node_name AS CHAR(16))").UniqueResult<string>();
+                        session.Save(new ClusterWrite { Id = id, Node = node });
+                        transaction.Commit();
+                    }
+
+                    _results.Enqueue((_clock.Elapsed, id, node, null));
+                }
+                catch (Exception e) when (e is HibernateException or DbException or InvalidOperationException or TimeoutException)
+                {
+                    _results.Enqueue((_clock.Elapsed, id, null, ServerErrors.Number(e) ?? -1));
+                }
+
+                Thread.Sleep(20);
+            }
+        }
+    }
+}
