@@ -62,6 +62,12 @@ public sealed partial class KeepAlivePool
             if (pooled.Database is { Length: > 0 } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
                 connection.ChangeDatabase(database);
         }
+        catch (Exception e) when (NodeHealth.Classify(e) is { } nodeError)
+        {
+            // A rollback or reset that meets a node error (1047 after a failed commit, say): leave the node too.
+            LeaveHost(pooled.Host, nodeError);
+            return (EvictionReason.HostUnhealthy, $"its cleanup met a node error on {pooled.Host.Name}: {nodeError}");
+        }
         catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
         {
             return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}");

@@ -26,6 +26,12 @@ public sealed class PoolStatistics
         Reopened = counters.Reopened;
         Timeouts = counters.Timeouts;
         SessionResets = counters.SessionResets;
+        var evictions = new System.Collections.Generic.Dictionary<EvictionReason, long>();
+#pragma warning disable CA2263 // netstandard2.0 has no generic Enum.GetValues.
+        foreach (EvictionReason reason in Enum.GetValues(typeof(EvictionReason)))
+#pragma warning restore CA2263
+            evictions[reason] = counters.EvictedFor(reason);
+        Evictions = evictions;
     }
 
     /// <summary>Connections on loan to callers.</summary>
@@ -63,6 +69,9 @@ public sealed class PoolStatistics
 
     /// <summary>Physical connections the pool closed since it started.</summary>
     public long Evicted { get; }
+
+    /// <summary>Physical connections the pool closed since it started, by reason (every reason present, zero or not).</summary>
+    public System.Collections.Generic.IReadOnlyDictionary<EvictionReason, long> Evictions { get; }
 
     /// <summary>Checkout (and held-connection) validations sent: pings, or the validation query.</summary>
     public long Validations { get; }
