@@ -9,35 +9,38 @@ namespace NHKeepAlive;
 /// <content>Returns: what makes a returned connection fit for the next caller, or why it must go.</content>
 public sealed partial class KeepAlivePool
 {
-    /// <summary>Makes a returned connection fit for the next caller, or says why it must go.</summary>
-    private (EvictionReason? Reason, string? Detail) CleanForReuse(PooledConnection pooled, Exception? failure)
+    /// <summary>
+    /// Makes a returned connection fit for the next caller, or says why it must go; or, where the
+    /// driver resets asynchronously, says why its session must be reset (in the background) first.
+    /// </summary>
+    private (EvictionReason? Reason, string? Detail, string? ResetLater) CleanForReuse(PooledConnection pooled, Exception? failure)
     {
         var connection = pooled.Connection;
         if (failure is not null && DisconnectClassifier.Classify(failure) is { } disconnect)
         {
             AdvanceGeneration($"connection {pooled.Id}: {disconnect}");
-            return (EvictionReason.Disconnected, disconnect);
+            return (EvictionReason.Disconnected, disconnect, null);
         }
 
         if (NodeHealth.Classify(failure) is { } unfit)
         {
             LeaveHost(pooled.Host, unfit);
-            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}");
+            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}", null);
         }
 
         if (connection.State != ConnectionState.Open)
         {
             AdvanceGeneration($"connection {pooled.Id} came back {connection.State}");
-            return (EvictionReason.Broken, $"came back {connection.State}: the driver closes a connection after a fatal error");
+            return (EvictionReason.Broken, $"came back {connection.State}: the driver closes a connection after a fatal error", null);
         }
 
         if (IsDisposed)
-            return (EvictionReason.PoolDisposed, "returned after the pool was disposed");
+            return (EvictionReason.PoolDisposed, "returned after the pool was disposed", null);
         var now = Now;
         if (pooled.IsExpired(now))
-            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
+            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now), null);
         if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
-            return verdict;
+            return (verdict.Reason, verdict.Detail, null);
 
         try
         {
@@ -53,27 +56,79 @@ public sealed partial class KeepAlivePool
 
             if (ResetReason(pooled) is { } why)
             {
+                if (_driver.ResetsAsynchronously)
+                    return (null, null, why);
                 if (!_driver.ResetSession(connection, pooled.SessionRestore))
-                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
-                _counters.SessionReset();
-                PoolLog.SessionReset(_logger, Name, pooled.Id, why, null);
+                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset", null);
+                Counted(pooled, why);
             }
 
-            if (pooled.Database is { Length: > 0 } database && !string.Equals(connection.Database, database, StringComparison.Ordinal))
-                connection.ChangeDatabase(database);
+            RestoreDatabase(pooled);
         }
         catch (Exception e) when (NodeHealth.Classify(e) is { } nodeError)
         {
             // A rollback or reset that meets a node error (1047 after a failed commit, say): leave the node too.
             LeaveHost(pooled.Host, nodeError);
-            return (EvictionReason.HostUnhealthy, $"its cleanup met a node error on {pooled.Host.Name}: {nodeError}");
+            return (EvictionReason.HostUnhealthy, $"its cleanup met a node error on {pooled.Host.Name}: {nodeError}", null);
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
         {
-            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}");
+            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}", null);
         }
 
-        return (null, null);
+        return (null, null, null);
+    }
+
+    /// <summary>
+    /// Resets a returned connection's session without blocking the caller that returned it, then puts
+    /// it back in the idle list. It keeps its slot meanwhile (state Checking), so it still counts
+    /// against the pool's size and nobody gets it before it is clean.
+    /// </summary>
+    private async Task ResetThenIdleAsync(PooledConnection pooled, string why)
+    {
+        try
+        {
+            if (!await _driver.ResetSessionAsync(pooled.Connection, pooled.SessionRestore).ConfigureAwait(false))
+            {
+                Close(pooled, EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
+                return;
+            }
+
+            Counted(pooled, why);
+            RestoreDatabase(pooled);
+            var now = Now;
+            pooled.LastUsed = now;
+            pooled.LastAlive = now;
+            ToIdle(pooled, newest: true);
+        }
+        catch (Exception e) when (NodeHealth.Classify(e) is { } nodeError)
+        {
+            LeaveHost(pooled.Host, nodeError);
+            Close(pooled, EvictionReason.HostUnhealthy, $"its reset met a node error on {pooled.Host.Name}: {nodeError}");
+        }
+#pragma warning disable CA1031 // In the background nobody could catch it: any failure closes the connection, with its reason.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Close(pooled, EvictionReason.CleanupFailed, $"could not reset its session for the next caller: {_settings.Redact(e.Message)}");
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    private void Counted(PooledConnection pooled, string why)
+    {
+        _counters.SessionReset();
+        PoolLog.SessionReset(_logger, Name, pooled.Id, why, null);
+    }
+
+    /// <summary>Changes the database back to the one the connection opened on, if the caller changed it (a reset keeps it on MySqlConnector).</summary>
+    private static void RestoreDatabase(PooledConnection pooled)
+    {
+        if (pooled.Database is { Length: > 0 } database && !string.Equals(pooled.Connection.Database, database, StringComparison.Ordinal))
+            pooled.Connection.ChangeDatabase(database);
     }
 
     /// <summary>Why a returned connection's session must be reset before the next caller (<see cref="KeepAliveOptions.SessionReset"/>), or null.</summary>

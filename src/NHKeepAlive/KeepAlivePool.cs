@@ -201,14 +201,22 @@ public sealed partial class KeepAlivePool : IDisposable
             Move(pooled, PooledConnectionState.Checking);
         }
 
+        var handedOff = false;
         try
         {
             _metrics.Used(Now - pooled.LeasedAt);
             pooled.LeaseStack = null;
-            var (reason, detail) = CleanForReuse(pooled, failure ?? pooled.ReportedFailure);
+            var (reason, detail, resetLater) = CleanForReuse(pooled, failure ?? pooled.ReportedFailure);
             if (reason is { } evict)
             {
                 Close(pooled, evict, detail!);
+                return;
+            }
+
+            if (resetLater is { } why)
+            {
+                handedOff = true; // the background reset releases the slot
+                _ = ResetThenIdleAsync(pooled, why);
                 return;
             }
 
@@ -219,7 +227,8 @@ public sealed partial class KeepAlivePool : IDisposable
         }
         finally
         {
-            _slots.Release();
+            if (!handedOff)
+                _slots.Release();
         }
     }
 

@@ -103,6 +103,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
     {
         using var pool = PoolOfOne(SessionResetPolicy.Auto);
         pool.Return(pool.Rent()); // opened, and set up for resets
+        Settled(pool);
         var resetsBefore = pool.GetStatistics().SessionResets;
         var questions = ServerQuestions();
 
@@ -113,6 +114,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
             pool.Return(c);
         }
 
+        Settled(pool);
         var sent = ServerQuestions() - questions - 1; // less the admin's own query
         var resets = pool.GetStatistics().SessionResets - resetsBefore;
         TestContext.Out.WriteLine($"{Driver}: 20 clean loans sent {sent} statements beyond the admin's, {resets} resets");
@@ -153,14 +155,20 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         var a = pool.Rent();
         Scalar(a, "SET @x = 1");
         pool.Return(a);
+        Settled(pool);
         var afterFirst = pool.GetStatistics().SessionResets;
 
         pool.Return(pool.Rent());
+        Settled(pool);
 
         var expected = Driver == MySqlDriver.MySqlData ? afterFirst : afterFirst + 1; // MySqlConnector resets every return
         Assert.That(pool.GetStatistics().SessionResets, Is.EqualTo(expected));
         Assert.That(afterFirst, Is.EqualTo(1));
     }
+
+    /// <summary>Waits for the resets MySqlConnector's connections get in the background after a return.</summary>
+    private static void Settled(KeepAlivePool pool) =>
+        Eventually(() => pool.GetStatistics().Checking == 0, TimeSpan.FromSeconds(5), "the background resets are done");
 
     /// <summary>The server's count of statements from clients (this query included).</summary>
     private long ServerQuestions() =>
