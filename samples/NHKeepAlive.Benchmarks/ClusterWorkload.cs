@@ -322,6 +322,13 @@ internal sealed class WriterConfig : IDisposable
 
     public string Write(string run, string id) => _write(run, id);
 
+    /// <summary>Empties a stock pool (what an operator does to move an application back to the preferred node); NHKeepAlive's pool is left alone.</summary>
+    public void ClearStockPool()
+    {
+        if (!IsKeepAlive)
+            _dispose();
+    }
+
     public void Dispose() => _dispose();
 
     public static WriterConfig Stock(ClusterControl cluster, MySqlDriver driver)

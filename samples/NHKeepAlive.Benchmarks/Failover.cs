@@ -130,7 +130,7 @@ internal static class Failover
         var acked = results.Where(r => r.Node is not null).ToList();
         var lost = acked.Count(r => !stored.Contains(r.Id));
         var phantom = results.Count(r => r.Error is not null && stored.Contains(r.Id));
-        var numbers = string.Join(", ", during.GroupBy(r => r.ErrorNumber is { } n ? n.ToString(CultureInfo.InvariantCulture) : r.Error!.GetType().Name)
+        var numbers = string.Join(", ", during.GroupBy(r => r.ErrorNumber is { } n and not 0 ? n.ToString(CultureInfo.InvariantCulture) : r.ErrorNumber == 0 ? "no number (connection lost)" : r.Error!.GetType().Name)
             .OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} × {g.Key}"));
         return new Outcome(
             fault, config.Name, acked.Count, during.Count, numbers.Length == 0 ? "none" : numbers, firstHealthy,
@@ -148,8 +148,8 @@ internal static class Failover
             $"Measured {DateTime.UtcNow:yyyy-MM-dd} by `NHK_BENCH_FAILOVER=1 build/bench.sh` on the same machine ({Environment.ProcessorCount} cores, shared and noisy): build/cluster.sh's throwaway 3-node Galera cluster (MariaDB {version}) on loopback, with HAProxy in front (health check `{cluster.HaproxyCheck}`{(cluster.HaproxyCheck == "wsrep" ? ": the node's wsrep state, reject_queries and read_only, so HAProxy takes a faulty node out after 1-2 s and cuts its sessions" : ": a login only")}; timeouts {cluster.HaproxyTimeoutSeconds} s; node 1 is the writer, nodes 2 and 3 backups). {Writers} writers, each looping {{open; `INSERT` a row with a client-made key, reading back `@@wsrep_node_name` in the same round trip; close; 20 ms pause}}. The stock pools (defaults, `Connection Timeout=5`) go through HAProxy; NHKeepAlive gets the host list (`Server={cluster.HostList};Port=…`, defaults but `KeepAliveInterval` = {s_keepAlive.TotalSeconds:0} s) and reports each failed write with `lease.ReportFailure(e)`. Each case: {s_warmUp.TotalSeconds:0} s of writes, the fault on node 1, held {s_faultHeld.TotalSeconds:0} s (`kill -9`: until a bare connection to node 2 commits a write, +2 s, then `start-node 1`), then `heal 1` (or `start-node 1`, which return once node 1 is Synced) and {s_failbackWindow.TotalSeconds:0} s more. One run per cell; the whole table took {elapsed.TotalMinutes:0.0} min."));
         md.AppendLine();
         md.AppendLine("- **errors**: writes that failed between the fault and node 1 being Synced again, by error number (the caller saw each; nothing is retried).");
-        md.AppendLine("- **first write on a healthy node**: from the fault to the first write acknowledged by node 2 or 3. For `kill -9`, in brackets: from the moment the cluster accepted writes again (a bare connection to node 2 committing; Galera stalls writes ~5 s after a member dies).");
-        md.AppendLine("- **longest write**: the slowest single write, including its `Open()` (a hang shows here).");
+        md.AppendLine("- **first write on a healthy node**: from the fault to the first write acknowledged by node 2 or 3. For `kill -9`, in brackets: from the moment the cluster accepted writes again (a bare connection to node 2 committing, polled every 50 ms, so a negative figure means the writers got there first; Galera stalls writes ~5 s after a member dies).");
+        md.AppendLine("- **longest write**: the slowest single write, including its `Open()` (a hang shows here; after `kill -9` every configuration has writes that wait out Galera's stall).");
         md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- **failback**: from node 1 being Synced again to the first write acknowledged by node 1 (\"none\": not within {s_failbackWindow.TotalSeconds:0} s); errors after that moment beside it."));
         md.AppendLine("- **lost**: acknowledged writes missing from the table afterwards (read causally on node 2); **phantom**: writes whose caller got an error but that had committed.");
         md.AppendLine();

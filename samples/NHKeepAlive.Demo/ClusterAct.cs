@@ -114,6 +114,20 @@ internal static class ClusterAct
 
                 faults.Add((name, at, writes.Elapsed.TotalSeconds));
                 writes.Until(writes.Elapsed + TimeSpan.FromSeconds(3.5));
+                if (!config.IsKeepAlive && shortName != "kill -9")
+                {
+                    // The stock pool never moves back by itself: so that the next fault meets it on
+                    // node 1 too, wait until HAProxy routes to node 1 again and empty the pool, as
+                    // an operator would.
+                    cluster.Run("wait-haproxy 1 UP 30", TimeSpan.FromSeconds(40));
+                    config.ClearStockPool();
+                    Mark("stock pool cleared by hand (it never fails back)", "cleared");
+                    writes.Until(writes.Elapsed + TimeSpan.FromSeconds(1));
+                }
+                else if (shortName != "kill -9")
+                {
+                    writes.Until(writes.Elapsed + TimeSpan.FromSeconds(1));
+                }
             }
 
             writes.Stop();
