@@ -25,4 +25,4 @@ echo "building the demo (NHibernate: $with_nh)..."
 if ! dotnet build "$root/samples/NHKeepAlive.Demo/NHKeepAlive.Demo.csproj" -c Release -nologo -v:q -clp:ErrorsOnly -p:WithNHibernate=$with_nh > "$out/demo-build.log" 2>&1; then
   cat "$out/demo-build.log"; exit 1
 fi
-dotnet "$root/samples/NHKeepAlive.Demo/bin/Release/net10.0/NHKeepAlive.Demo.dll" "$root/docs/demo-latency.png"
+dotnet "$root/samples/NHKeepAlive.Demo/bin/Release/net10.0/NHKeepAlive.Demo.dll" "$root/docs/demo-latency.png" "$root"

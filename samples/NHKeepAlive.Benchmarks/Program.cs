@@ -25,18 +25,63 @@ internal static class Program
     public static int Main(string[] args)
     {
         var report = args.Length > 0 ? args[0] : Path.Combine("docs", "benchmarks.md");
+        var root = args.Length > 1 ? args[1] : Directory.GetCurrentDirectory();
         var seconds = double.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_SECONDS") ?? "2.5", CultureInfo.InvariantCulture);
         var rounds = int.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_ROUNDS") ?? "5", CultureInfo.InvariantCulture);
+        // NHK_BENCH_ONLY=throughput,poll,first,keepalive,failover measures only those sections, into a
+        // side file (the report in docs/ is written by full runs only). NHK_BENCH_FAILOVER=1 adds the
+        // failover table (a Galera cluster, about 4 minutes) to a full run; without it the table of the
+        // last run that measured it is kept.
+        var only = (Environment.GetEnvironmentVariable("NHK_BENCH_ONLY") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        bool Want(string section) => only.Length == 0 || only.Contains(section, StringComparer.OrdinalIgnoreCase);
+        var failover = only.Length == 0 ? Environment.GetEnvironmentVariable("NHK_BENCH_FAILOVER") == "1" : Want("failover");
+        var previousFailover = Failover.Previous(report);
+        if (only.Length > 0)
+            report = Path.Combine(Path.GetTempPath(), "nhk-bench-partial.md");
         var total = Stopwatch.StartNew();
         var server = new Server();
         server.SetMaxConnections(500); // every configuration of one driver stays open while its cells interleave
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} by `build/bench.sh` on {Environment.ProcessorCount} cores against MariaDB {server.Version} on loopback. Work per operation: check a connection out, `SELECT 1`, give it back (the dirty workload runs `SET @x=1` first, as its own command). {seconds:0.#} s per cell, measured in {rounds} slices that take turns with the other configurations of the same driver (so that a change in how busy the machine is falls on every configuration alike), each slice after a short warm-up. CPU is the benchmark process's CPU time per operation (client side). Numbers swing with how busy the machine is; every ratio comes from cells of the same run.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} by `build/bench.sh` on {Environment.ProcessorCount} cores (a shared machine: other jobs ran at times, so single figures are noisy) against MariaDB {server.Version} on loopback. Work per operation: check a connection out, `SELECT 1`, give it back (the dirty workload runs `SET @x=1` first, as its own command). {seconds:0.#} s per cell, measured in {rounds} slices that take turns with the other configurations of the same driver (so that a change in how busy the machine is falls on every configuration alike), each slice after a short warm-up. CPU is the benchmark process's CPU time per operation (client side). Numbers swing with how busy the machine is; every ratio comes from cells of the same run.");
         md.AppendLine();
 
         foreach (var driver in new[] { MySqlDriver.MySqlData, MySqlDriver.MySqlConnector })
-            ThroughputSection(server, driver, seconds, rounds, md);
+        {
+            if (Want("throughput"))
+                ThroughputSection(server, driver, seconds, rounds, md);
+        }
 
+        if (Want("poll"))
+            PollSection(server, md);
+        if (Want("first"))
+            FirstQuerySection(server, md);
+        if (Want("keepalive"))
+        {
+            server.SetMaxConnections(500); // a restart forgets it
+            Console.WriteLine("== keepalive cost");
+            md.AppendLine("### What the keepalive costs");
+            md.AppendLine();
+            md.AppendLine(KeepAliveCost.Measure(server));
+        }
+
+        if (failover)
+        {
+            Console.WriteLine("== failover on a Galera cluster");
+            md.Append(Failover.Measure(root));
+        }
+        else if (previousFailover is not null)
+        {
+            md.Append(previousFailover);
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(report))!);
+        File.WriteAllText(report, md.ToString());
+        Console.WriteLine($"report: {report} ({total.Elapsed.TotalSeconds:0} s)");
+        return 0;
+    }
+
+    private static void PollSection(Server server, StringBuilder md)
+    {
         Console.WriteLine("== cost of one socket poll");
         md.AppendLine("### The cost of one socket check");
         md.AppendLine();
@@ -52,6 +97,10 @@ internal static class Program
         }
 
         md.AppendLine();
+    }
+
+    private static void FirstQuerySection(Server server, StringBuilder md)
+    {
         Console.WriteLine("== first query after a fault");
         md.AppendLine("### The first query after an idle past `wait_timeout`, and after a server restart");
         md.AppendLine();
@@ -68,18 +117,6 @@ internal static class Program
         }
 
         md.AppendLine();
-        server.SetMaxConnections(500); // the restart forgot it
-        Console.WriteLine("== keepalive cost");
-        var cost = KeepAliveCost.Measure(server);
-        md.AppendLine("### What the keepalive costs");
-        md.AppendLine();
-        md.AppendLine(cost);
-        Console.WriteLine(cost);
-
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(report))!);
-        File.WriteAllText(report, md.ToString());
-        Console.WriteLine($"report: {report} ({total.Elapsed.TotalSeconds:0} s)");
-        return 0;
     }
 
     private static void ThroughputSection(Server server, MySqlDriver driver, double seconds, int rounds, StringBuilder md)
@@ -510,56 +547,6 @@ internal static class FirstQuery
         {
             return $"**error** after {watch.Elapsed.TotalMilliseconds:0} ms: {e.GetType().Name}";
         }
-    }
-}
-
-internal static class KeepAliveCost
-{
-    /// <summary>
-    /// The keepalive's CPU per ping, net of what the same process spends idling: the same number of
-    /// idle connections for the same wall time with the keepalive off gives the baseline, subtracted
-    /// before dividing by the pings.
-    /// </summary>
-    public static string Measure(Server server)
-    {
-        const int connections = 100;
-        var interval = TimeSpan.FromSeconds(1);
-        var window = TimeSpan.FromSeconds(10);
-        var (baselineCpu, baselinePings) = Idle(server, connections, TimeSpan.Zero, window);
-        var (cpuUsed, pings) = Idle(server, connections, interval, window);
-        var net = cpuUsed - baselineCpu;
-        var perPing = net.TotalMilliseconds * 1000 / Math.Max(1, pings);
-        var gross = cpuUsed.TotalMilliseconds * 1000 / Math.Max(1, pings);
-        var defaultPerHour = 3600 / KeepAliveOptions.DefaultKeepAliveInterval.TotalSeconds;
-        var met = perPing <= 30 ? "met" : "**not met**";
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"{connections} idle connections (MySqlConnector), {window.TotalSeconds:0} s each way. Keepalive off (the baseline): {baselineCpu.TotalMilliseconds:0} ms of process CPU, {baselinePings} pings. Keepalive every {interval.TotalSeconds:0} s: {pings} pings ({pings / window.TotalSeconds / connections:0.00} per connection per second), {cpuUsed.TotalMilliseconds:0} ms of process CPU. ");
-        text += string.Create(CultureInfo.InvariantCulture,
-            $"**{perPing:0.0} µs CPU per ping net of the baseline** (target ≤ 30 µs: {met}; {gross:0} µs gross). ");
-        return text + string.Create(CultureInfo.InvariantCulture,
-            $"At the default interval (2 min, or half of a shorter wait_timeout) that is {defaultPerHour:0} pings per idle connection per hour, about {defaultPerHour * connections * Math.Max(0, perPing) / 1000:0} ms of CPU per hour for {connections} idle connections, and {defaultPerHour * connections * 2 * 40 / 1024:0} KiB per hour on the wire (a COM_PING and its OK are about 40 bytes with headers, each way). The housekeeping timer runs every quarter of the interval and pings only connections idle a full interval.");
-    }
-
-    private static (TimeSpan Cpu, long Pings) Idle(Server server, int connections, TimeSpan interval, TimeSpan window)
-    {
-        using var pool = new KeepAlivePool(new KeepAliveOptions
-        {
-            ConnectionString = server.ConnectionString(MySqlDriver.MySqlConnector),
-            Driver = MySqlDriver.MySqlConnector,
-            MaxPoolSize = connections,
-            KeepAliveInterval = interval,
-            ValidationBypassWindow = TimeSpan.FromMilliseconds(200),
-        });
-        var taken = Enumerable.Range(0, connections).Select(_ => pool.Rent()).ToList();
-        taken.ForEach(c => pool.Return(c));
-        Thread.Sleep(TimeSpan.FromSeconds(2));
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        var pings = pool.GetStatistics().KeepAlivePings;
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        Thread.Sleep(window);
-        var cpuUsed = Process.GetCurrentProcess().TotalProcessorTime - cpu;
-        return (cpuUsed, pool.GetStatistics().KeepAlivePings - pings);
     }
 }
 

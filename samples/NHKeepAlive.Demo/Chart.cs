@@ -15,7 +15,16 @@ internal static class Chart
     private const int Width = 1200;
     private const int PanelHeight = 330;
 
-    public static void Save(List<Run> runs, string path)
+    /// <summary>The single-server acts' series: pooled requests and held transactions.</summary>
+    public static readonly IReadOnlyList<SeriesKind> RequestKinds =
+    [
+        new("pooled", "pooled request", MarkerShape.FilledCircle, 6, null, "pooled error", MarkerShape.Eks),
+        new("held", "held transaction", MarkerShape.FilledSquare, 5, null, "held error", MarkerShape.Cross),
+    ];
+
+    public static void Save(List<Run> runs, string path) => Save(runs, path, RequestKinds);
+
+    public static void Save(List<Run> runs, string path, IReadOnlyList<SeriesKind> kinds, string noun = "requests")
     {
         var colors = new[] { Colors.OrangeRed, Colors.SeaGreen, Colors.SteelBlue };
         var errorRow = System.Math.Log10(0.15);
@@ -31,28 +40,30 @@ internal static class Chart
             var plot = multiplot.GetPlot(i);
             var color = colors[i % colors.Length];
             var errors = run.Samples.Count(s => s.Error is not null);
-            plot.Title(string.Create(CultureInfo.InvariantCulture, $"{run.Name}: {run.Samples.Count} requests, {errors} error{(errors == 1 ? string.Empty : "s")}"), size: 15);
+            plot.Title(string.Create(CultureInfo.InvariantCulture, $"{run.Name}: {run.Samples.Count} {noun}, {errors} error{(errors == 1 ? string.Empty : "s")}"), size: 15);
             plot.YLabel("latency (log scale)");
             if (i == runs.Count - 1)
                 plot.XLabel("seconds since the configuration started");
 
-            foreach (var (kind, shape) in new[] { ("pooled", MarkerShape.FilledCircle), ("held", MarkerShape.FilledSquare) })
+            foreach (var kind in kinds)
             {
-                var ok = run.Samples.Where(s => s.Error is null && s.Kind == kind).ToList();
+                var ok = run.Samples.Where(s => s.Error is null && s.Kind == kind.Kind).ToList();
                 var scatter = plot.Add.ScatterPoints(ok.Select(s => s.AtSeconds).ToArray(), ok.Select(s => System.Math.Log10(System.Math.Max(s.Milliseconds, 0.1))).ToArray());
-                scatter.Color = color;
-                scatter.MarkerShape = shape;
-                scatter.MarkerSize = kind == "pooled" ? 6 : 5;
-                scatter.LegendText = kind == "pooled" ? "pooled request" : "held transaction";
+                scatter.Color = kind.Color ?? color;
+                scatter.MarkerShape = kind.Shape;
+                scatter.MarkerSize = kind.Size;
+                scatter.LegendText = kind.Legend;
 
-                var failed = run.Samples.Where(s => s.Error is not null && s.Kind == kind).ToList();
+                var failed = run.Samples.Where(s => s.Error is not null && s.Kind == kind.Kind).ToList();
+                if (kind.ErrorLegend is null)
+                    continue;
                 // Errors sit on their own row at the bottom, whatever their latency: they are failures, not fast answers.
                 var marks = plot.Add.ScatterPoints(failed.Select(s => s.AtSeconds).ToArray(), failed.Select(_ => errorRow).ToArray());
                 marks.Color = Colors.Crimson;
-                marks.MarkerShape = kind == "pooled" ? MarkerShape.Eks : MarkerShape.Cross;
+                marks.MarkerShape = kind.ErrorShape;
                 marks.MarkerSize = 12;
                 marks.MarkerLineWidth = 2;
-                marks.LegendText = string.Create(CultureInfo.InvariantCulture, $"{(kind == "pooled" ? "pooled" : "held")} error ({failed.Count})");
+                marks.LegendText = string.Create(CultureInfo.InvariantCulture, $"{kind.ErrorLegend} ({failed.Count})");
             }
 
             for (var f = 0; f < run.Faults.Count; f++)
@@ -83,3 +94,6 @@ internal static class Chart
         multiplot.SavePng(path, Width, PanelHeight * runs.Count + 25);
     }
 }
+
+/// <summary>One series of a panel: the samples of one kind, and (when <paramref name="ErrorLegend"/> is set) their errors.</summary>
+internal sealed record SeriesKind(string Kind, string Legend, MarkerShape Shape, float Size, Color? Color, string? ErrorLegend, MarkerShape ErrorShape);

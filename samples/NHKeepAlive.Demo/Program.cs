@@ -22,6 +22,19 @@ internal static class Program
     public static int Main(string[] args)
     {
         var chart = args.Length > 0 ? args[0] : Path.Combine("docs", "demo-latency.png");
+        var root = args.Length > 1 ? args[1] : Directory.GetCurrentDirectory();
+        var clusterChart = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(chart))!, "demo-cluster.png");
+        // NHK_DEMO_ACTS=server or =cluster runs one act only (default: both).
+        var acts = Environment.GetEnvironmentVariable("NHK_DEMO_ACTS") ?? "server,cluster";
+        if (acts.Contains("server", StringComparison.OrdinalIgnoreCase))
+            ServerAct(chart);
+        if (acts.Contains("cluster", StringComparison.OrdinalIgnoreCase))
+            ClusterAct.Run(root, clusterChart);
+        return 0;
+    }
+
+    private static void ServerAct(string chart)
+    {
         var server = Server.FromEnvironment();
 #if WITH_NHIBERNATE
         const bool nhibernate = true;
@@ -48,7 +61,7 @@ internal static class Program
         PrintTable(runs);
         Chart.Save(runs, chart);
         AnsiConsole.MarkupLine($"Latency chart: [link]{Markup.Escape(chart)}[/]");
-        return 0;
+        AnsiConsole.WriteLine();
     }
 
     private static IDemoApp CreateApp(string cs, bool keepAlive, bool nhibernate)
