@@ -42,6 +42,9 @@ public sealed partial class KeepAlivePool
         if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
             return (verdict.Reason, verdict.Detail, null);
 
+        // Cleanup round trips (a rollback, a reset) are bounded like a validation: a blackholed socket
+        // must not hold the returning caller, nor keep the connection out of the pool for good.
+        ValidationWatchdog.Watch? watch = null;
         try
         {
             // The driver tells from its own state whether a transaction is open, so the common
@@ -49,6 +52,7 @@ public sealed partial class KeepAlivePool
             var inTransaction = _driver.IsInTransaction(connection);
             if (inTransaction != false)
             {
+                watch = _watchdog.Start(pooled, _options.ValidationTimeout);
                 _driver.RollBack(connection);
                 if (inTransaction == true)
                     PoolLog.TransactionRolledBack(_logger, Name, pooled.Id, null);
@@ -58,6 +62,7 @@ public sealed partial class KeepAlivePool
             {
                 if (_driver.ResetsAsynchronously)
                     return (null, null, why);
+                watch ??= _watchdog.Start(pooled, _options.ValidationTimeout);
                 if (!_driver.ResetSession(connection, pooled.SessionRestore))
                     return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset", null);
                 Counted(pooled, why);
@@ -75,6 +80,11 @@ public sealed partial class KeepAlivePool
         {
             return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}", null);
         }
+        finally
+        {
+            if (watch is not null && !_watchdog.Finish(watch))
+                AdvanceGeneration($"connection {pooled.Id} did not answer its cleanup");
+        }
 
         return (null, null, null);
     }
@@ -86,6 +96,7 @@ public sealed partial class KeepAlivePool
     /// </summary>
     private async Task ResetThenIdleAsync(PooledConnection pooled, string why)
     {
+        var watch = _watchdog.Start(pooled, _options.ValidationTimeout);
         try
         {
             if (!await _driver.ResetSessionAsync(pooled.Connection, pooled.SessionRestore).ConfigureAwait(false))
@@ -96,6 +107,12 @@ public sealed partial class KeepAlivePool
 
             Counted(pooled, why);
             RestoreDatabase(pooled);
+            if (!_watchdog.Finish(watch))
+            {
+                Close(pooled, EvictionReason.CleanupFailed, $"no answer to its session reset within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted");
+                return;
+            }
+
             var now = Now;
             pooled.LastUsed = now;
             pooled.LastAlive = now;
@@ -114,6 +131,7 @@ public sealed partial class KeepAlivePool
         }
         finally
         {
+            _watchdog.Finish(watch); // idempotent; ends the watch on every path
             _slots.Release();
         }
     }

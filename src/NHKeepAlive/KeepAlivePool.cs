@@ -54,7 +54,7 @@ public sealed partial class KeepAlivePool : IDisposable
     // checked). Idle + out never exceeds MaxPoolSize.
     private readonly SemaphoreSlim _slots;
     private readonly ServerHostSet _hosts;
-    private readonly CancellationTokenSource _shutdown = new();
+    private readonly ValidationWatchdog _watchdog;
 
     // Housekeeping: one thread per pool, so that a starved thread pool cannot stop the keepalive. On
     // the real clock it wakes every period by itself; on an injected clock (tests) a timer wakes it.
@@ -91,6 +91,7 @@ public sealed partial class KeepAlivePool : IDisposable
         _logger = settings.LoggerFactory.CreateLogger("NHKeepAlive.Pool");
         _slots = new SemaphoreSlim(_options.MaxPoolSize, _options.MaxPoolSize);
         _hosts = new ServerHostSet(settings.Hosts);
+        _watchdog = new ValidationWatchdog(_time, AbortSocket);
         _facts = ServerFacts.Initial(_options);
         _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
         _housekeeper = new Thread(HousekeepingLoop) { IsBackground = true, Name = "NHKeepAlive housekeeping" };
@@ -411,7 +412,7 @@ public sealed partial class KeepAlivePool : IDisposable
             idle = TakeAllIdleLocked();
         }
 
-        _shutdown.Cancel();
+        _watchdog.Stop();
         _timer?.Dispose();
         _wake.Set();
         foreach (var pooled in idle)
@@ -440,6 +441,7 @@ public sealed partial class KeepAlivePool : IDisposable
             Close(pooled, EvictionReason.PoolDisposed, "still on loan when the pool shut down");
         }
 
+        _watchdog.Dispose();
         _metrics.Dispose();
     }
 
@@ -709,7 +711,9 @@ public sealed partial class KeepAlivePool : IDisposable
     private async ValueTask<PingOutcome> PingAsync(PooledConnection pooled, TimeSpan timeout, bool async)
     {
         bool alive;
-        using (var watch = new ValidationWatch(_time, pooled, timeout, AbortSocket, _shutdown.Token))
+        var watch = _watchdog.Start(pooled, timeout);
+        var inTime = false;
+        try
         {
             // With a host list the validation is the node health query: one round trip as a ping is,
             // and it sees what a ping does not (a node that refuses queries still answers pings).
@@ -718,10 +722,14 @@ public sealed partial class KeepAlivePool : IDisposable
                 : _options.ValidationQuery is { } query
                     ? await RunValidationQueryAsync(pooled.Connection, query, timeout, async).ConfigureAwait(false)
                     : await _driver.PingAsync(pooled.Connection, async, CancellationToken.None).ConfigureAwait(false);
-            if (!watch.Finish())
-                return PingOutcome.Timeout;
+        }
+        finally
+        {
+            inTime = _watchdog.Finish(watch);
         }
 
+        if (!inTime)
+            return PingOutcome.Timeout;
         if (!alive || pooled.Connection.State != ConnectionState.Open)
             return PingOutcome.Failed;
         return pooled.Unfit is null ? PingOutcome.Ok : PingOutcome.Unfit;

@@ -56,6 +56,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         var held = Enumerable.Range(0, 4).Select(_ => pool.Rent()).ToList();
         var ids = held.Select(ConnectionId).ToList();
         held.ForEach(c => pool.Return(c));
+        Settled(pool);
 
         Admin.KillAll(ids);
         Eventually(() => !Admin.ConnectionIds().Intersect(ids).Any(), TimeSpan.FromSeconds(10), "the killed connections are gone");
@@ -74,6 +75,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         var held = Enumerable.Range(0, 4).Select(_ => pool.Rent()).ToList();
         var ids = held.Select(ConnectionId).ToList();
         held.ForEach(c => pool.Return(c));
+        Settled(pool);
 
         Admin.KillAll(ids); // within a few ms of the return
         Eventually(() => !Admin.ConnectionIds().Intersect(ids).Any(), TimeSpan.FromSeconds(10), "the server closed them");
@@ -93,6 +95,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         using var pool = CreatePool(o => o.KeepAliveInterval = TimeSpan.Zero, proxy.Port);
         var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
         held.ForEach(c => pool.Return(c));
+        Settled(pool);
 
         proxy.ResetAll();
         Eventually(() => proxy.OpenFlows == 0, TimeSpan.FromSeconds(5), "the proxy reset every flow");
@@ -126,6 +129,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         using var pool = CreatePool();
         var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
         held.ForEach(c => pool.Return(c));
+        Settled(pool);
 
         TestServer.Control("restart"); // right after use: inside the bypass window if the restart is quick
         var errors = Enumerable.Range(0, 6).Select(_ => Request(pool)).Where(e => e is not null).ToList();

@@ -138,6 +138,14 @@ public abstract class IntegrationTest(MySqlDriver driver)
         }
     }
 
+    /// <summary>
+    /// Waits until every returned connection is back in the idle list: with MySqlConnector the default
+    /// session reset runs in the background after a return, and a fault injected meanwhile would meet
+    /// the reset instead of the idle connection the test is about.
+    /// </summary>
+    protected static void Settled(KeepAlivePool pool) =>
+        Eventually(() => pool.GetStatistics() is { Checking: 0, Opening: 0 }, TimeSpan.FromSeconds(5), "the returned connections are idle again");
+
     /// <summary>Waits out a real span of time: the behaviour under test is a server or pool timeout measured in wall-clock time.</summary>
     protected static void Elapse(TimeSpan span) => Thread.Sleep(span);
 

@@ -166,10 +166,6 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(afterFirst, Is.EqualTo(1));
     }
 
-    /// <summary>Waits for the resets MySqlConnector's connections get in the background after a return.</summary>
-    private static void Settled(KeepAlivePool pool) =>
-        Eventually(() => pool.GetStatistics().Checking == 0, TimeSpan.FromSeconds(5), "the background resets are done");
-
     /// <summary>The server's count of statements from clients (this query included).</summary>
     private long ServerQuestions() =>
         Admin.Count("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'QUESTIONS'");
