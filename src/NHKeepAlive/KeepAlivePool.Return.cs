@@ -9,38 +9,35 @@ namespace NHKeepAlive;
 /// <content>Returns: what makes a returned connection fit for the next caller, or why it must go.</content>
 public sealed partial class KeepAlivePool
 {
-    /// <summary>
-    /// Makes a returned connection fit for the next caller, or says why it must go; or, where the
-    /// driver resets asynchronously, says why its session must be reset (in the background) first.
-    /// </summary>
-    private (EvictionReason? Reason, string? Detail, string? ResetLater) CleanForReuse(PooledConnection pooled, Exception? failure)
+    /// <summary>Makes a returned connection fit for the next caller, or says why it must go.</summary>
+    private (EvictionReason? Reason, string? Detail) CleanForReuse(PooledConnection pooled, Exception? failure)
     {
         var connection = pooled.Connection;
         if (failure is not null && DisconnectClassifier.Classify(failure) is { } disconnect)
         {
             AdvanceGeneration($"connection {pooled.Id}: {disconnect}");
-            return (EvictionReason.Disconnected, disconnect, null);
+            return (EvictionReason.Disconnected, disconnect);
         }
 
         if (NodeHealth.Classify(failure) is { } unfit)
         {
             LeaveHost(pooled.Host, unfit);
-            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}", null);
+            return (EvictionReason.HostUnhealthy, $"the caller met a node error on {pooled.Host.Name}: {unfit}");
         }
 
         if (connection.State != ConnectionState.Open)
         {
             AdvanceGeneration($"connection {pooled.Id} came back {connection.State}");
-            return (EvictionReason.Broken, $"came back {connection.State}: the driver closes a connection after a fatal error", null);
+            return (EvictionReason.Broken, $"came back {connection.State}: the driver closes a connection after a fatal error");
         }
 
         if (IsDisposed)
-            return (EvictionReason.PoolDisposed, "returned after the pool was disposed", null);
+            return (EvictionReason.PoolDisposed, "returned after the pool was disposed");
         var now = Now;
         if (pooled.IsExpired(now))
-            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now), null);
+            return (EvictionReason.MaxLifetime, LifetimeDetail(pooled, now));
         if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
-            return (verdict.Reason, verdict.Detail, null);
+            return verdict;
 
         // Cleanup round trips (a rollback, a reset) are bounded like a validation: a blackholed socket
         // must not hold the returning caller, nor keep the connection out of the pool for good.
@@ -60,11 +57,9 @@ public sealed partial class KeepAlivePool
 
             if (ResetReason(pooled) is { } why)
             {
-                if (_driver.ResetsAsynchronously)
-                    return (null, null, why);
                 watch ??= _watchdog.Start(pooled, _options.ValidationTimeout);
                 if (!_driver.ResetSession(connection, pooled.SessionRestore))
-                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset", null);
+                    return (EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
                 Counted(pooled, why);
             }
 
@@ -74,11 +69,11 @@ public sealed partial class KeepAlivePool
         {
             // A rollback or reset that meets a node error (1047 after a failed commit, say): leave the node too.
             LeaveHost(pooled.Host, nodeError);
-            return (EvictionReason.HostUnhealthy, $"its cleanup met a node error on {pooled.Host.Name}: {nodeError}", null);
+            return (EvictionReason.HostUnhealthy, $"its cleanup met a node error on {pooled.Host.Name}: {nodeError}");
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or System.IO.IOException or System.Net.Sockets.SocketException)
         {
-            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}", null);
+            return (EvictionReason.CleanupFailed, $"could not roll back or reset its session for the next caller: {_settings.Redact(e.Message)}");
         }
         finally
         {
@@ -86,54 +81,7 @@ public sealed partial class KeepAlivePool
                 AdvanceGeneration($"connection {pooled.Id} did not answer its cleanup");
         }
 
-        return (null, null, null);
-    }
-
-    /// <summary>
-    /// Resets a returned connection's session without blocking the caller that returned it, then puts
-    /// it back in the idle list. It keeps its slot meanwhile (state Checking), so it still counts
-    /// against the pool's size and nobody gets it before it is clean.
-    /// </summary>
-    private async Task ResetThenIdleAsync(PooledConnection pooled, string why)
-    {
-        var watch = _watchdog.Start(pooled, _options.ValidationTimeout);
-        try
-        {
-            if (!await _driver.ResetSessionAsync(pooled.Connection, pooled.SessionRestore).ConfigureAwait(false))
-            {
-                Close(pooled, EvictionReason.CleanupFailed, $"its session had to be reset ({why}) and {_driver.Name} offers no reset");
-                return;
-            }
-
-            Counted(pooled, why);
-            RestoreDatabase(pooled);
-            if (!_watchdog.Finish(watch))
-            {
-                Close(pooled, EvictionReason.CleanupFailed, $"no answer to its session reset within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted");
-                return;
-            }
-
-            var now = Now;
-            pooled.LastUsed = now;
-            pooled.LastAlive = now;
-            ToIdle(pooled, newest: true);
-        }
-        catch (Exception e) when (NodeHealth.Classify(e) is { } nodeError)
-        {
-            LeaveHost(pooled.Host, nodeError);
-            Close(pooled, EvictionReason.HostUnhealthy, $"its reset met a node error on {pooled.Host.Name}: {nodeError}");
-        }
-#pragma warning disable CA1031 // In the background nobody could catch it: any failure closes the connection, with its reason.
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            Close(pooled, EvictionReason.CleanupFailed, $"could not reset its session for the next caller: {_settings.Redact(e.Message)}");
-        }
-        finally
-        {
-            _watchdog.Finish(watch); // idempotent; ends the watch on every path
-            _slots.Release();
-        }
+        return (null, null);
     }
 
     private void Counted(PooledConnection pooled, string why)

@@ -202,22 +202,14 @@ public sealed partial class KeepAlivePool : IDisposable
             Move(pooled, PooledConnectionState.Checking);
         }
 
-        var handedOff = false;
         try
         {
             _metrics.Used(Now - pooled.LeasedAt);
             pooled.LeaseStack = null;
-            var (reason, detail, resetLater) = CleanForReuse(pooled, failure ?? pooled.ReportedFailure);
+            var (reason, detail) = CleanForReuse(pooled, failure ?? pooled.ReportedFailure);
             if (reason is { } evict)
             {
                 Close(pooled, evict, detail!);
-                return;
-            }
-
-            if (resetLater is { } why)
-            {
-                handedOff = true; // the background reset releases the slot
-                _ = ResetThenIdleAsync(pooled, why);
                 return;
             }
 
@@ -228,8 +220,7 @@ public sealed partial class KeepAlivePool : IDisposable
         }
         finally
         {
-            if (!handedOff)
-                _slots.Release();
+            _slots.Release();
         }
     }
 

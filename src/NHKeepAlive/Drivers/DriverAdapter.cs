@@ -83,12 +83,6 @@ internal abstract class DriverAdapter
     /// </summary>
     public virtual bool ResetSession(DbConnection connection, string? restore) => false;
 
-    /// <summary>Whether <see cref="ResetSessionAsync"/> is truly asynchronous: the pool then resets returned connections in the background, off the caller's path.</summary>
-    public virtual bool ResetsAsynchronously => false;
-
-    /// <summary>As <see cref="ResetSession"/>, without blocking a thread where the driver can.</summary>
-    public virtual ValueTask<bool> ResetSessionAsync(DbConnection connection, string? restore) => new(ResetSession(connection, restore));
-
     /// <summary>Runs the node health query (<see cref="NodeHealth"/>): null when the node is fit, else why not.</summary>
     public virtual ValueTask<string?> CheckNodeAsync(DbConnection connection, bool allowReadOnly, TimeSpan timeout, bool async) =>
         NodeHealth.CheckAsync(connection, allowReadOnly, timeout, async);

@@ -58,27 +58,21 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
     }
 
     // MySqlConnector keeps no server status flags: SessionMayHaveChanged stays null (unknown), so the
-    // pool resets on return unless the policy says never. Its reset is truly asynchronous, so the pool
-    // runs it in the background rather than block the returning caller's thread on it.
-    public override bool ResetsAsynchronously => _resetConnection is not null;
-
+    // pool resets on return unless the policy says never. Its only reset API is asynchronous: the
+    // returning caller waits for it (bounded by the pool's validation watchdog), so that a returned
+    // connection is idle, clean, the moment Return ends.
     public override bool ResetSession(DbConnection connection, string? restore)
-    {
-#pragma warning disable CA2012 // Awaited at once, synchronously.
-        return ResetSessionAsync(connection, restore).AsTask().GetAwaiter().GetResult();
-#pragma warning restore CA2012
-    }
-
-    public override async ValueTask<bool> ResetSessionAsync(DbConnection connection, string? restore)
     {
         if (_resetConnection is null)
             return false;
-        await _resetConnection(connection, CancellationToken.None).ConfigureAwait(false);
+#pragma warning disable CA2012 // Awaited at once, synchronously.
+        _resetConnection(connection, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+#pragma warning restore CA2012
         if (restore is not null)
         {
             using var command = connection.CreateCommand();
             command.CommandText = restore;
-            await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            command.ExecuteNonQuery();
         }
 
         return true;
