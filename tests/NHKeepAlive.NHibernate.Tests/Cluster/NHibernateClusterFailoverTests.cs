@@ -1,11 +1,6 @@
 using System;
-using System.Collections.Concurrent;
-using System.Collections.Generic;
-using System.Data.Common;
-using System.Diagnostics;
 using System.Linq;
 using System.Threading;
-using System.Threading.Tasks;
 using NHibernate;
 using NHibernate.Cfg.MappingSchema;
 using NHibernate.Dialect;
@@ -137,105 +132,27 @@ public class NHibernateClusterFailoverTests(MySqlDriver driver)
         ((KeepAliveConnectionProvider)((global::NHibernate.Engine.ISessionFactoryImplementor)factory).ConnectionProvider).Pool!;
 
     /// <summary>Workers that run units of work with client-made keys, recording what each caller saw, until stopped.</summary>
-    private sealed class WorkRun : IDisposable
+    private sealed class WorkRun : ClusterWriteRun
     {
         private readonly ISessionFactory _factory;
-        private readonly TestCluster _cluster;
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private readonly ConcurrentQueue<(TimeSpan At, string Id, string? Node, int? Number)> _results = new();
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task[] _workers;
 
         public WorkRun(ISessionFactory factory, TestCluster cluster)
+            : base(cluster, Table)
         {
             _factory = factory;
-            _cluster = cluster;
-            _workers = Enumerable.Range(0, Workers).Select(_ => Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning)).ToArray();
+            Start(Workers);
         }
 
-        public TimeSpan Elapsed => _clock.Elapsed;
-
-        public void Until(TimeSpan at)
+        protected override string WriteOne(string id)
         {
-            var wait = at - _clock.Elapsed;
-            if (wait > TimeSpan.Zero)
-                Thread.Sleep(wait); // the faults under test play out in real time
+            using var session = _factory.OpenSession();
+            using var transaction = session.BeginTransaction();
+            var node = session.CreateSQLQuery("SELECT CAST(@@wsrep_node_name AS CHAR(16))").UniqueResult<string>();
+            session.Save(new ClusterWrite { Id = id, Node = node });
+            transaction.Commit();
+            return node;
         }
 
-        public Dictionary<string, int> AckedOn() =>
-            _results.Where(r => r.Node is not null).GroupBy(r => r.Node!).ToDictionary(g => g.Key, g => g.Count());
-
-        public List<(TimeSpan At, string Id, string? Node, int? Number)> ErrorsBetween(TimeSpan from, TimeSpan to) =>
-            [.. _results.Where(r => r.Node is null && r.At >= from && r.At <= to)];
-
-        public TimeSpan FirstAckAfter(TimeSpan from, Func<string, bool> node)
-        {
-            var acks = _results.Where(r => r.Node is not null && r.At >= from && node(r.Node)).Select(r => r.At).ToList();
-            Assert.That(acks, Is.Not.Empty, "a unit of work was acknowledged on the expected node");
-            return acks.Min();
-        }
-
-        public void Stop()
-        {
-            _stop.Cancel();
-            Task.WaitAll(_workers, TimeSpan.FromSeconds(30));
-        }
-
-        public void AssertNoAcknowledgedWriteLost()
-        {
-            var acked = _results.Where(r => r.Node is not null).Select(r => r.Id).ToList();
-            var failed = _results.Where(r => r.Node is null).Select(r => r.Id).ToList();
-            using var check = new MySqlConnector.MySqlConnection(_cluster.NodeConnectionString(2, MySqlDriver.MySqlConnector, "Pooling=false"));
-            check.Open();
-            using var sync = check.CreateCommand();
-            sync.CommandText = "SET SESSION wsrep_sync_wait = 1";
-            sync.ExecuteNonQuery();
-            var stored = new HashSet<string>(StringComparer.Ordinal);
-            using (var read = check.CreateCommand())
-            {
-                read.CommandText = $"SELECT Id FROM {Table}";
-                using var reader = read.ExecuteReader();
-                while (reader.Read())
-                    stored.Add(reader.GetString(0));
-            }
-
-            var lost = acked.Where(id => !stored.Contains(id)).ToList();
-            var phantom = failed.Count(stored.Contains);
-            TestContext.Out.WriteLine($"{acked.Count} units of work acknowledged, {failed.Count} failed (the callers saw each), {phantom} of the failed ones had committed (phantom writes: never retried)");
-            Assert.That(lost, Is.Empty, "no acknowledged write is lost");
-        }
-
-        public void Dispose()
-        {
-            Stop();
-            _stop.Dispose();
-        }
-
-        private void Work()
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                var id = Guid.NewGuid().ToString("N");
-                try
-                {
-                    string node;
-                    using (var session = _factory.OpenSession())
-                    using (var transaction = session.BeginTransaction())
-                    {
-                        node = session.CreateSQLQuery("SELECT CAST(@@wsrep_node_name AS CHAR(16))").UniqueResult<string>();
-                        session.Save(new ClusterWrite { Id = id, Node = node });
-                        transaction.Commit();
-                    }
-
-                    _results.Enqueue((_clock.Elapsed, id, node, null));
-                }
-                catch (Exception e) when (e is HibernateException or DbException or InvalidOperationException or TimeoutException)
-                {
-                    _results.Enqueue((_clock.Elapsed, id, null, ServerErrors.Number(e) ?? -1));
-                }
-
-                Thread.Sleep(20);
-            }
-        }
+        protected override int? ErrorNumber(Exception error) => ServerErrors.Number(error);
     }
 }

@@ -1,11 +1,7 @@
 using System;
-using System.Collections.Concurrent;
-using System.Collections.Generic;
-using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using System.Threading;
-using System.Threading.Tasks;
 using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
@@ -168,62 +164,35 @@ public class ClusterFailoverTests(MySqlDriver driver)
         ShutdownGracePeriod = TimeSpan.Zero,
     });
 
-    /// <summary>Writers that insert rows with client-made keys, recording what each caller saw, until stopped.</summary>
-    private sealed class WriteRun : IDisposable
+    /// <summary>Writers that insert rows with client-made keys through the pool, reporting each error to it as a caller should.</summary>
+    private sealed class WriteRun : ClusterWriteRun
     {
         private readonly KeepAlivePool _pool;
-        private readonly TestCluster _cluster;
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private readonly ConcurrentQueue<(TimeSpan At, string Id, string? Node, int? Number)> _results = new();
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task[] _writers;
         private long _longestCheckoutTicks;
 
         public WriteRun(KeepAlivePool pool, TestCluster cluster)
+            : base(cluster, Table)
         {
             _pool = pool;
-            _cluster = cluster;
-            _writers = Enumerable.Range(0, Writers).Select(_ => Task.Factory.StartNew(Write, TaskCreationOptions.LongRunning)).ToArray();
+            Start(Writers);
         }
-
-        public TimeSpan Elapsed => _clock.Elapsed;
 
         public TimeSpan LongestCheckout => TimeSpan.FromTicks(Interlocked.Read(ref _longestCheckoutTicks));
-
-        public void Until(TimeSpan at)
-        {
-            var wait = at - _clock.Elapsed;
-            if (wait > TimeSpan.Zero)
-                Thread.Sleep(wait); // the faults under test play out in real time
-        }
-
-        public Dictionary<string, int> AckedOn() =>
-            _results.Where(r => r.Node is not null).GroupBy(r => r.Node!).ToDictionary(g => g.Key, g => g.Count());
-
-        public List<(TimeSpan At, string Id, string? Node, int? Number)> ErrorsBetween(TimeSpan from, TimeSpan to) =>
-            [.. _results.Where(r => r.Node is null && r.At >= from && r.At <= to)];
-
-        public TimeSpan FirstAckAfter(TimeSpan from, Func<string, bool> node)
-        {
-            var acks = _results.Where(r => r.Node is not null && r.At >= from && node(r.Node)).Select(r => r.At).ToList();
-            Assert.That(acks, Is.Not.Empty, "a write was acknowledged on the expected node");
-            return acks.Min();
-        }
 
         /// <summary>When a bare connection to node <paramref name="node"/> first commits a write (polled every 50 ms).</summary>
         public TimeSpan WaitUntilNodeAcceptsWrites(int node, TimeSpan limit)
         {
-            var deadline = _clock.Elapsed + limit;
-            while (_clock.Elapsed < deadline)
+            var deadline = Elapsed + limit;
+            while (Elapsed < deadline)
             {
                 try
                 {
-                    using var c = new MySqlConnector.MySqlConnection(_cluster.NodeConnectionString(node, MySqlDriver.MySqlConnector, "Pooling=false;Connection Timeout=2;Default Command Timeout=2"));
+                    using var c = new MySqlConnector.MySqlConnection(Cluster.NodeConnectionString(node, MySqlDriver.MySqlConnector, "Pooling=false;Connection Timeout=2;Default Command Timeout=2"));
                     c.Open();
                     using var command = c.CreateCommand();
                     command.CommandText = $"INSERT INTO {Table} (id, node) VALUES ('{Guid.NewGuid():N}', 'probe')";
                     command.ExecuteNonQuery();
-                    return _clock.Elapsed;
+                    return Elapsed;
                 }
                 catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException)
                 {
@@ -235,80 +204,32 @@ public class ClusterFailoverTests(MySqlDriver driver)
             return default;
         }
 
-        public void Stop()
+        protected override string WriteOne(string id)
         {
-            _stop.Cancel();
-            Task.WaitAll(_writers, TimeSpan.FromSeconds(30));
-        }
-
-        public void AssertNoAcknowledgedWriteLost()
-        {
-            var acked = _results.Where(r => r.Node is not null).Select(r => r.Id).ToList();
-            var failed = _results.Where(r => r.Node is null).Select(r => r.Id).ToList();
-            using var check = new MySqlConnector.MySqlConnection(_cluster.NodeConnectionString(2, MySqlDriver.MySqlConnector, "Pooling=false"));
-            check.Open();
-            using var sync = check.CreateCommand();
-            sync.CommandText = "SET SESSION wsrep_sync_wait = 1";
-            sync.ExecuteNonQuery();
-            var stored = new HashSet<string>(StringComparer.Ordinal);
-            using (var read = check.CreateCommand())
+            var started = Elapsed;
+            using var lease = _pool.Lease();
+            var waited = (Elapsed - started).Ticks;
+            long seen;
+            while (waited > (seen = Interlocked.Read(ref _longestCheckoutTicks)) && Interlocked.CompareExchange(ref _longestCheckoutTicks, waited, seen) != seen)
             {
-                read.CommandText = $"SELECT id FROM {Table}";
-                using var reader = read.ExecuteReader();
-                while (reader.Read())
-                    stored.Add(reader.GetString(0));
             }
 
-            var lost = acked.Where(id => !stored.Contains(id)).ToList();
-            var phantom = failed.Count(stored.Contains);
-            TestContext.Out.WriteLine($"{acked.Count} writes acknowledged, {failed.Count} failed (the callers saw each), {phantom} of the failed ones had committed (phantom writes: never retried)");
-            Assert.That(lost, Is.Empty, "no acknowledged write is lost");
-        }
-
-        public void Dispose()
-        {
-            Stop();
-            _stop.Dispose();
-        }
-
-        private void Write()
-        {
-            while (!_stop.IsCancellationRequested)
+            try
             {
-                var id = Guid.NewGuid().ToString("N");
-                var started = _clock.Elapsed;
-                try
-                {
-                    using var lease = _pool.Lease();
-                    var waited = (_clock.Elapsed - started).Ticks;
-                    long seen;
-                    while (waited > (seen = Interlocked.Read(ref _longestCheckoutTicks)) && Interlocked.CompareExchange(ref _longestCheckoutTicks, waited, seen) != seen)
-                    {
-                    }
-
-                    try
-                    {
-                        using var command = lease.Connection.CreateCommand();
-                        command.CommandText = $"INSERT INTO {Table} (id, node) VALUES ('{id}', @@wsrep_node_name)";
-                        command.CommandTimeout = 10;
-                        command.ExecuteNonQuery();
-                        command.CommandText = $"SELECT node FROM {Table} WHERE id = '{id}'";
-                        var node = Convert.ToString(command.ExecuteScalar(), CultureInfo.InvariantCulture);
-                        _results.Enqueue((_clock.Elapsed, id, node, null));
-                    }
-                    catch (Exception e)
-                    {
-                        lease.ReportFailure(e); // how a caller tells the pool what it met: a node error leaves the node
-                        _results.Enqueue((_clock.Elapsed, id, null, DisconnectClassifier.ErrorNumber(e) ?? -1));
-                    }
-                }
-                catch (Exception e) when (e is System.Data.Common.DbException or TimeoutException or InvalidOperationException)
-                {
-                    _results.Enqueue((_clock.Elapsed, id, null, DisconnectClassifier.ErrorNumber(e) ?? -2));
-                }
-
-                Thread.Sleep(20);
+                using var command = lease.Connection.CreateCommand();
+                command.CommandText = $"INSERT INTO {Table} (id, node) VALUES ('{id}', @@wsrep_node_name)";
+                command.CommandTimeout = 10;
+                command.ExecuteNonQuery();
+                command.CommandText = $"SELECT node FROM {Table} WHERE id = '{id}'";
+                return Convert.ToString(command.ExecuteScalar(), CultureInfo.InvariantCulture)!;
+            }
+            catch (Exception e)
+            {
+                lease.ReportFailure(e); // how a caller tells the pool what it met: a node error leaves the node
+                throw;
             }
         }
+
+        protected override int? ErrorNumber(Exception error) => DisconnectClassifier.ErrorNumber(error);
     }
 }
