@@ -68,7 +68,7 @@ public sealed partial class KeepAlivePool
                     // Still unfit: the server itself (a read-only replica written to by mistake, say),
                     // not a proxy on its way elsewhere. There is nowhere else to go: stop checking and
                     // hand out what the server gives; its errors reach the callers as they are.
-                    PoolLog.HostLeft(_logger, Name, host.Name, $"{e.Message}; still so after {PoolSettings.Show(_options.ValidationTimeout)}, and it is the only host: connections are handed out unchecked again", null);
+                    PoolLog.LoneHostStillUnfit(_logger, Name, host.Name, e.Message, _options.ValidationTimeout.TotalSeconds, null);
                     _hosts.MarkUp(host, Now);
                     return await OpenOnAsync(host, async).ConfigureAwait(false);
                 }

@@ -73,4 +73,8 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, string, Exception?> HostBack =
         LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(17, "HostBack"),
             "Pool {Pool}: host {Host} is healthy again; the pool fails back to it as connections retire");
+
+    public static readonly Action<ILogger, string, string, string, double, Exception?> LoneHostStillUnfit =
+        LoggerMessage.Define<string, string, string, double>(LogLevel.Warning, new EventId(18, "LoneHostStillUnfit"),
+            "Pool {Pool}: {Host}, the only host, is still unfit ({Reason}) after {Seconds} s of checks; connections to it are handed out unchecked again, and its errors reach the callers as they are");
 }

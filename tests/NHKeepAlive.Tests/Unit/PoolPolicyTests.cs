@@ -469,7 +469,7 @@ public class PoolPolicyTests
         var next = f.Pool.Rent();
 
         Assert.That(((FakeConnection)next).IsDisposed, Is.False, "handed out: nowhere else to go, and reads still work there");
-        Assert.That(f.Log.Messages("HostLeft").Last(), Does.Contain("only host"));
+        Assert.That(f.Log.Messages("LoneHostStillUnfit").Single(), Does.Contain("only host"));
         f.Pool.Return(next);
         var after = f.Connections.Count;
         f.Pool.Return(f.Pool.Rent());
