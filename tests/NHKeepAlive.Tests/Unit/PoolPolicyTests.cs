@@ -199,6 +199,7 @@ public class PoolPolicyTests
             o.IdleTimeout = TimeSpan.FromMinutes(1);
             o.MinIdle = 2;
         });
+        Assert.That(f.Pool.HousekeepingTask.Wait(TimeSpan.FromSeconds(5)), Is.True, "the minimum is filled at start; let that finish first");
         f.RentMany(5).ForEach(c => f.Pool.Return(c));
 
         for (var i = 0; i < 3; i++)
