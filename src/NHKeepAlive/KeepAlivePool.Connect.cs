@@ -177,7 +177,7 @@ public sealed partial class KeepAlivePool
         }
 
         var now = Now;
-        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, connection.Database);
+        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, socket is not null && _wirePing && _driver.IsPlainProtocol(connection), connection.Database);
         pooled.HostGeneration = pooled.Host.Generation;
     }
 

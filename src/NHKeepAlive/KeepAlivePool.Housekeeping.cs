@@ -228,7 +228,13 @@ public sealed partial class KeepAlivePool
             PoolLog.LeakSuspected(_logger, Name, pooled.Id, (now - pooled.LeasedAt).TotalSeconds, pooled.LeaseStack ?? "(stack not captured)", null);
     }
 
-    /// <summary>Pings, one at a time, every idle connection that has idled a keepalive interval or predates the current generation.</summary>
+    /// <summary>
+    /// Pings every idle connection that has idled a keepalive interval or predates the current generation,
+    /// in batches: a batch's pings on the wire (<see cref="WirePing"/>) are all written before any reply
+    /// is read, so that their replies, arriving together, wake the runtime's socket engine and a
+    /// thread-pool worker once for the batch rather than once for each connection. The others are pinged
+    /// one at a time through the driver.
+    /// </summary>
     private void KeepAlive()
     {
         if (Facts.KeepAliveInterval is not { } interval)
@@ -242,52 +248,110 @@ public sealed partial class KeepAlivePool
             due = _idle.FindAll(p => p.Generation != generation || now - p.LastAlive >= interval);
         }
 
-        foreach (var pooled in due)
+        var batch = new List<PooledConnection>(KeepAliveBatch);
+        var onWire = new List<(PooledConnection Pooled, ValidationWatchdog.Watch Watch, bool Sent)>(KeepAliveBatch);
+        for (var next = 0; next < due.Count;)
         {
-            // A slot, so that a connection out for its ping still counts against MaxPoolSize. If
-            // none is free, every connection is busy and nothing idles long enough to need a ping.
-            if (IsDisposed || !_slots.Wait(0))
-                return;
+            batch.Clear();
+            onWire.Clear();
+            var slotsLeft = TakeForKeepAlive(due, ref next, batch);
             try
             {
-                lock (_lock)
+                foreach (var pooled in batch)
                 {
-                    if (pooled.State != PooledConnectionState.Idle)
-                        continue; // A caller took it meanwhile: its checkout validates it.
-                    _idle.Remove(pooled);
-                    Move(pooled, PooledConnectionState.Checking);
-                }
+                    if (PingsOnWire(pooled))
+                    {
+                        var watch = _watchdog.Start(pooled, _options.ValidationTimeout);
+                        onWire.Add((pooled, watch, WirePing.Send(pooled.Socket!)));
+                        continue;
+                    }
 
 #pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
-                var outcome = PingAsync(pooled, _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
+                    var outcome = PingAsync(pooled, _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
 #pragma warning restore CA2012
-                PoolLog.KeepAlivePinged(_logger, Name, pooled.Id, (now - pooled.LastAlive).TotalSeconds, outcome.ToString(), null);
-                _counters.KeepAlivePing(outcome == PingOutcome.Ok);
-                if (outcome == PingOutcome.Ok)
-                {
-                    pooled.LastAlive = Now;
-                    pooled.Generation = generation;
-                    ToIdle(pooled, newest: false);
-                    continue;
+                    KeepAlivePinged(pooled, outcome, generation, now);
                 }
 
-                if (outcome == PingOutcome.Unfit)
+                var deadline = WirePing.DeadlineAfter(_options.ValidationTimeout);
+                foreach (var (pooled, watch, sent) in onWire)
                 {
-                    CloseOnUnfitHost(pooled);
-                    continue;
+                    var result = sent ? WirePing.Receive(pooled.Socket!, deadline) : WirePingResult.Failed;
+                    KeepAlivePinged(pooled, WireOutcome(pooled, result, _watchdog.Finish(watch)), generation, now);
                 }
-
-                var detail = outcome == PingOutcome.Timeout
-                    ? $"no answer to the keepalive ping within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted"
-                    : $"dead on the keepalive ping after {PoolSettings.Show(now - pooled.LastAlive)} idle";
-                Close(pooled, EvictionReason.KeepAliveFailed, detail);
-                AdvanceGeneration($"connection {pooled.Id} failed its keepalive ping");
             }
             finally
             {
-                _slots.Release();
+                if (batch.Count > 0)
+                    _slots.Release(batch.Count);
             }
+
+            if (!slotsLeft)
+                return;
         }
+    }
+
+    /// <summary>
+    /// Takes up to <see cref="KeepAliveBatch"/> of the due connections still idle out of the idle list for
+    /// their ping, each with a slot (a connection out for its ping still counts against MaxPoolSize). Only
+    /// pings on the wire share a batch: a driver's ping holds its connection (with a blackholed path, for
+    /// the validation timeout) while the rest of its batch would wait out of the idle list. False when no
+    /// slot was free: every connection is busy, and nothing idles long enough to need a ping.
+    /// </summary>
+    private bool TakeForKeepAlive(List<PooledConnection> due, ref int next, List<PooledConnection> batch)
+    {
+        while (next < due.Count && batch.Count < KeepAliveBatch)
+        {
+            if (IsDisposed || !_slots.Wait(0))
+                return false;
+            var pooled = due[next];
+            if (batch.Count > 0 && !(PingsOnWire(pooled) && PingsOnWire(batch[0])))
+            {
+                _slots.Release(); // Its own batch, the next one.
+                return true;
+            }
+
+            next++;
+            lock (_lock)
+            {
+                if (pooled.State == PooledConnectionState.Idle)
+                {
+                    _idle.Remove(pooled);
+                    Move(pooled, PooledConnectionState.Checking);
+                    batch.Add(pooled);
+                    continue;
+                }
+            }
+
+            _slots.Release(); // A caller took it meanwhile: its checkout validates it.
+        }
+
+        return true;
+    }
+
+    /// <summary>What a keepalive ping's outcome does to its connection: back to the idle list, or closed.</summary>
+    private void KeepAlivePinged(PooledConnection pooled, PingOutcome outcome, int generation, TimeSpan now)
+    {
+        PoolLog.KeepAlivePinged(_logger, Name, pooled.Id, (now - pooled.LastAlive).TotalSeconds, outcome.ToString(), null);
+        _counters.KeepAlivePing(outcome == PingOutcome.Ok);
+        if (outcome == PingOutcome.Ok)
+        {
+            pooled.LastAlive = Now;
+            pooled.Generation = generation;
+            ToIdle(pooled, newest: false);
+            return;
+        }
+
+        if (outcome == PingOutcome.Unfit)
+        {
+            CloseOnUnfitHost(pooled);
+            return;
+        }
+
+        var detail = outcome == PingOutcome.Timeout
+            ? $"no answer to the keepalive ping within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted"
+            : $"dead on the keepalive ping after {PoolSettings.Show(now - pooled.LastAlive)} idle";
+        Close(pooled, EvictionReason.KeepAliveFailed, detail);
+        AdvanceGeneration($"connection {pooled.Id} failed its keepalive ping");
     }
 
     private void RefillMinIdle()

@@ -31,6 +31,9 @@ public sealed partial class KeepAlivePool : IDisposable
     private static readonly TimeSpan s_maxHousekeepingPeriod = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_minHousekeepingPeriod = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>How many idle connections the keepalive takes out at once to ping on the wire (see <see cref="KeepAlive"/>).</summary>
+    private const int KeepAliveBatch = 32;
+
     private readonly PoolSettings _settings;
     private readonly KeepAliveOptions _options;
     private readonly DriverAdapter _driver;
@@ -71,6 +74,9 @@ public sealed partial class KeepAlivePool : IDisposable
     private int _nextId;
     private int _disposed;
     private int _noSocketLogged;
+
+    // Pings on the wire (WirePing) until one gets a reply that is not a reply to COM_PING.
+    private volatile bool _wirePing = true;
 
     /// <summary>Builds a pool. Connections are opened at the first checkout, and <see cref="KeepAliveOptions.MinIdle"/> of them right away in the background.</summary>
     /// <param name="options">The options; checked now and copied.</param>
@@ -701,6 +707,13 @@ public sealed partial class KeepAlivePool : IDisposable
     /// </summary>
     private async ValueTask<PingOutcome> PingAsync(PooledConnection pooled, TimeSpan timeout, bool async)
     {
+        if (!async && PingsOnWire(pooled))
+        {
+            var wireWatch = _watchdog.Start(pooled, timeout);
+            var result = WirePing.Ping(pooled.Socket!, timeout);
+            return WireOutcome(pooled, result, _watchdog.Finish(wireWatch));
+        }
+
         bool alive;
         var watch = _watchdog.Start(pooled, timeout);
         var inTime = false;
@@ -724,6 +737,29 @@ public sealed partial class KeepAlivePool : IDisposable
         if (!alive || pooled.Connection.State != ConnectionState.Open)
             return PingOutcome.Failed;
         return pooled.Unfit is null ? PingOutcome.Ok : PingOutcome.Unfit;
+    }
+
+    /// <summary>Whether a ping of <paramref name="pooled"/> from a thread that may block goes on the wire (<see cref="WirePing"/>) rather than through the driver.</summary>
+    private bool PingsOnWire(PooledConnection pooled) =>
+        pooled.WirePingable && _wirePing && !_hosts.IsCluster && _options.ValidationQuery is null;
+
+    /// <summary>What a ping on the wire found, as a validation's outcome.</summary>
+    private PingOutcome WireOutcome(PooledConnection pooled, WirePingResult result, bool inTime)
+    {
+        NoteWirePing(pooled, result);
+        return !inTime || result == WirePingResult.Timeout ? PingOutcome.Timeout
+            : result == WirePingResult.Ok && pooled.Connection.State == ConnectionState.Open ? PingOutcome.Ok
+            : PingOutcome.Failed;
+    }
+
+    /// <summary>A reply that is not a reply to COM_PING: the pool goes back to the driver's pings.</summary>
+    private void NoteWirePing(PooledConnection pooled, WirePingResult result)
+    {
+        if (result == WirePingResult.Garbled && _wirePing)
+        {
+            _wirePing = false;
+            PoolLog.WirePingGarbled(_logger, Name, pooled.Id, _driver.Name, null);
+        }
     }
 
     private async ValueTask<bool> CheckNodeAsync(PooledConnection pooled, TimeSpan timeout, bool async)

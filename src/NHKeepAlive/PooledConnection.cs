@@ -41,6 +41,9 @@ internal sealed class PooledConnection
     /// <summary>The TCP socket under the driver, found once when it opened; null where there is none to find.</summary>
     public Socket? Socket { get; private set; }
 
+    /// <summary>Whether the pool may ping it on the wire itself (<see cref="WirePing"/>): a socket found, and the plain protocol on it.</summary>
+    public bool WirePingable { get; private set; }
+
     public TimeSpan CreatedAt { get; private set; }
 
     /// <summary>When it retires (max lifetime less jitter); null when there is no max lifetime.</summary>
@@ -83,8 +86,9 @@ internal sealed class PooledConnection
     public bool IsExpired(TimeSpan now) => ExpiresAt is { } expiry && now >= expiry;
 
     /// <summary>Records that the object now stands for a newly opened physical connection (first open, or a reopen in place).</summary>
-    public void Opened(TimeSpan now, TimeSpan? expiresAt, int generation, int? serverThreadId, Socket? socket, string? database)
+    public void Opened(TimeSpan now, TimeSpan? expiresAt, int generation, int? serverThreadId, Socket? socket, bool plainProtocol, string? database)
     {
+        WirePingable = socket is not null && plainProtocol;
         CreatedAt = now;
         ExpiresAt = expiresAt;
         Generation = generation;
@@ -94,6 +98,9 @@ internal sealed class PooledConnection
         LastAlive = now;
         LastUsed = now;
     }
+
+    /// <summary>Pings it on the wire, blocking this thread for at most <paramref name="timeout"/>; only when <see cref="WirePingable"/> and nobody else holds it.</summary>
+    public WirePingResult PingOnWire(TimeSpan timeout) => WirePing.Ping(Socket!, timeout);
 
     /// <summary>
     /// Looks at the socket without a round trip and without consuming anything. An idle connection's

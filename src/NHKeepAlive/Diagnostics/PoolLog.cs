@@ -58,6 +58,10 @@ internal static class PoolLog
         LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(13, "SocketCheckUnavailable"),
             "Pool {Pool}: no TCP socket was found under {Driver}'s connection (a unix socket, a named pipe, or a driver version whose insides are unknown); dead idle connections are found by pings alone");
 
+    public static readonly Action<ILogger, string, int, string, Exception?> WirePingGarbled =
+        LoggerMessage.Define<string, int, string>(LogLevel.Warning, new EventId(19, "WirePingGarbled"),
+            "Pool {Pool}: connection {ConnectionId} answered the pool's own ping with something that is not a reply to it (an encrypted or compressed protocol the pool did not recognise?); it was closed, and the pool now pings through {Driver}'s Ping()");
+
     public static readonly Action<ILogger, string, int, double, string, Exception?> ClosedAtShutdown =
         LoggerMessage.Define<string, int, double, string>(LogLevel.Warning, new EventId(14, "ClosedAtShutdown"),
             "Pool {Pool}: connection {ConnectionId} was still on loan when the pool shut down (held {HeldSeconds} s); it was closed. It was taken at:\n{StackTrace}");

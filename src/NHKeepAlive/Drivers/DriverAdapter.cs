@@ -106,6 +106,9 @@ internal abstract class DriverAdapter
     /// <summary>The TCP socket under the driver's connection (under TLS too), found once when it opens; null for a unix socket or named pipe, or a driver version whose insides are unknown.</summary>
     public virtual System.Net.Sockets.Socket? FindSocket(DbConnection connection) => SocketAborter.FindSocket(connection);
 
+    /// <summary>Whether the connection speaks the plain protocol on its socket (no TLS, no compression), so that the pool may ping it on the wire itself (<see cref="WirePing"/>).</summary>
+    public virtual bool IsPlainProtocol(DbConnection connection) => SocketAborter.IsPlain(connection);
+
     /// <summary>Closes the connection's socket under the driver, so that a read blocked on it fails now.</summary>
     public virtual bool Abort(DbConnection connection) => SocketAborter.Abort(connection);
 

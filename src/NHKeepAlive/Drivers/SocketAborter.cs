@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Reflection;
 
@@ -15,6 +16,9 @@ namespace NHKeepAlive.Drivers;
 internal static class SocketAborter
 {
     private const int MaxDepth = 6;
+    // Names of the types that transform the bytes on the socket (compression), upper case.
+    private static readonly string[] s_transformingTypes = ["COMPRESS", "ZSTANDARD", "ZLIB", "DEFLATE", "GZIP", "BROTLI"];
+
     private const BindingFlags Fields = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
 
     public static bool Abort(object connection) => FindSocket(connection) is { } socket && Abort(socket);
@@ -36,6 +40,35 @@ internal static class SocketAborter
 
     internal static Socket? FindSocket(object root)
     {
+        Socket? found = null;
+        Walk(root, value =>
+        {
+            found = value as Socket;
+            return found is null;
+        });
+        return found;
+    }
+
+    /// <summary>
+    /// Whether the connection speaks the plain protocol on its socket: no TLS stream and no compression
+    /// anywhere in the driver's objects (what <see cref="WirePing"/> needs to write to the socket itself).
+    /// </summary>
+    internal static bool IsPlain(object root)
+    {
+        var plain = true;
+        Walk(root, value =>
+        {
+            var name = value.GetType().Name.ToUpperInvariant();
+            if (value is AuthenticatedStream || Array.Exists(s_transformingTypes, name.Contains))
+                plain = false;
+            return plain;
+        });
+        return plain;
+    }
+
+    /// <summary>Visits the driver's own objects and the streams and sockets they hold, breadth first, until <paramref name="visit"/> says stop.</summary>
+    private static void Walk(object root, Func<object, bool> visit)
+    {
         var driverAssembly = root.GetType().Assembly;
         var seen = new HashSet<object>(ReferenceComparer.Instance);
         var queue = new Queue<(object Value, int Depth)>();
@@ -45,9 +78,9 @@ internal static class SocketAborter
             var (value, depth) = queue.Dequeue();
             if (!seen.Add(value))
                 continue;
-            if (value is Socket socket)
-                return socket;
-            if (depth >= MaxDepth)
+            if (!visit(value))
+                return;
+            if (depth >= MaxDepth || value is Socket)
                 continue;
             for (var type = value.GetType(); type is not null && type != typeof(object); type = type.BaseType)
             {
@@ -63,7 +96,5 @@ internal static class SocketAborter
                 }
             }
         }
-
-        return null;
     }
 }

@@ -29,12 +29,15 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(Log.Messages("ConnectionEvicted"), Has.Some.Contain("SocketClosed"));
     }
 
-    [Test]
-    public void The_keepalive_alone_keeps_idle_connections_alive_past_a_short_wait_timeout()
+    // Plain: the pool pings on the wire itself (WirePing); compressed: through the driver's Ping().
+    [TestCase(false)]
+    [TestCase(true)]
+    public void The_keepalive_alone_keeps_idle_connections_alive_past_a_short_wait_timeout(bool compressed)
     {
         using var _ = Admin.GlobalWaitTimeout(2);
-        using var pool = CreatePool();
+        using var pool = CreatePool(o => o.ConnectionString += compressed ? ";UseCompression=true" : string.Empty);
         var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
+        Assert.That(held.Select(c => Drivers.SocketAborter.IsPlain(c)), Has.All.EqualTo(!compressed));
         var ids = held.Select(ConnectionId).ToList();
         held.ForEach(c => pool.Return(c));
         Assert.That(pool.GetStatistics().KeepAliveInterval, Is.EqualTo(TimeSpan.FromSeconds(1)), "half of wait_timeout");

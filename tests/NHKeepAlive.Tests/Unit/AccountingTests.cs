@@ -154,26 +154,4 @@ public class AccountingTests
     }
 
     /// <summary>Two ends of a real loopback TCP connection.</summary>
-    private sealed class LoopbackPair : IDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-
-        public LoopbackPair()
-        {
-            _listener.Start();
-            Client.Connect((IPEndPoint)_listener.LocalEndpoint);
-            Server = _listener.AcceptSocket();
-        }
-
-        public TcpClient Client { get; } = new();
-
-        public Socket Server { get; }
-
-        public void Dispose()
-        {
-            Server.Close();
-            Client.Close();
-            _listener.Stop();
-        }
-    }
 }

@@ -1,0 +1,114 @@
+using System;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Threading;
+using NHKeepAlive.Tests.Infrastructure;
+using NUnit.Framework;
+
+namespace NHKeepAlive.Tests.Unit;
+
+/// <summary>The pool's own COM_PING on a socket, against a scripted server end on loopback.</summary>
+[TestFixture]
+public class WirePingTests
+{
+    private static readonly byte[] s_ok = [0x07, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
+
+    [Test]
+    public void A_ping_writes_one_COM_PING_and_an_OK_reply_is_alive()
+    {
+        using var pair = new LoopbackPair();
+        var received = Answer(pair, s_ok);
+
+        Assert.That(WirePing.Ping(pair.Client.Client, TimeSpan.FromSeconds(5)), Is.EqualTo(WirePingResult.Ok));
+        Assert.That(received, Is.EqualTo(new byte[] { 0x01, 0x00, 0x00, 0x00, 0x0e }));
+        Assert.That(pair.Client.Client.Poll(0, SelectMode.SelectRead), Is.False, "the reply was read whole: nothing is left for the driver");
+    }
+
+    [Test]
+    public void A_reply_that_arrives_in_pieces_is_read_whole()
+    {
+        using var pair = new LoopbackPair();
+        var server = pair.Server;
+        using var sent = new ManualResetEventSlim();
+        var thread = new Thread(() =>
+        {
+            var request = new byte[5];
+            _ = server.Receive(request);
+            server.Send(s_ok, 0, 2, SocketFlags.None);
+            Thread.Sleep(30);
+            server.Send(s_ok, 2, 4, SocketFlags.None);
+            Thread.Sleep(30);
+            server.Send(s_ok, 6, s_ok.Length - 6, SocketFlags.None);
+            sent.Set();
+        });
+        thread.Start();
+
+        Assert.That(WirePing.Ping(pair.Client.Client, TimeSpan.FromSeconds(5)), Is.EqualTo(WirePingResult.Ok));
+        Assert.That(sent.Wait(5000), Is.True);
+        thread.Join();
+    }
+
+    [Test]
+    public void An_error_packet_or_a_closed_socket_is_a_dead_connection()
+    {
+        using (var pair = new LoopbackPair())
+        {
+            // ERR 1053 "Server shutdown in progress", as a server going down answers.
+            _ = Answer(pair, [0x09, 0x00, 0x00, 0x01, 0xFF, 0x1D, 0x04, 0x23, 0x30, 0x38, 0x53, 0x30, 0x31]);
+            Assert.That(WirePing.Ping(pair.Client.Client, TimeSpan.FromSeconds(5)), Is.EqualTo(WirePingResult.Failed));
+        }
+
+        using (var pair = new LoopbackPair())
+        {
+            pair.Server.Shutdown(SocketShutdown.Both);
+            Assert.That(WirePing.Ping(pair.Client.Client, TimeSpan.FromSeconds(5)), Is.EqualTo(WirePingResult.Failed));
+        }
+    }
+
+    [TestCase(new byte[] { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32 }, TestName = "a TLS alert record")]
+    [TestCase(new byte[] { 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00 }, TestName = "an OK with the wrong sequence number")]
+    [TestCase(new byte[] { 0x01, 0x00, 0x00, 0x01, 0xFE }, TestName = "a packet that is neither OK nor ERR")]
+    public void A_reply_that_is_not_an_answer_to_COM_PING_is_garbled(byte[] reply)
+    {
+        using var pair = new LoopbackPair();
+        _ = Answer(pair, reply);
+
+        Assert.That(WirePing.Ping(pair.Client.Client, TimeSpan.FromSeconds(5)), Is.EqualTo(WirePingResult.Garbled));
+    }
+
+    [Test]
+    public void A_silent_server_is_a_timeout_after_the_timeout_and_not_before()
+    {
+        using var pair = new LoopbackPair();
+        var timeout = TimeSpan.FromMilliseconds(300);
+        var watch = Stopwatch.StartNew();
+
+        var result = WirePing.Ping(pair.Client.Client, timeout);
+
+        Assert.That(result, Is.EqualTo(WirePingResult.Timeout));
+        Assert.That(watch.Elapsed, Is.GreaterThanOrEqualTo(timeout - TimeSpan.FromMilliseconds(20)).And.LessThan(TimeSpan.FromSeconds(3)));
+        Assert.That(pair.Client.Client.ReceiveTimeout, Is.Zero, "the driver's receive timeout is put back");
+    }
+
+    /// <summary>Reads the request on the server's end and writes <paramref name="reply"/>; returns the request (filled when the ping has sent it).</summary>
+    private static byte[] Answer(LoopbackPair pair, byte[] reply)
+    {
+        var request = new byte[5];
+        var server = pair.Server;
+        var thread = new Thread(() =>
+        {
+            var read = 0;
+            while (read < request.Length)
+            {
+                var n = server.Receive(request, read, request.Length - read, SocketFlags.None);
+                if (n == 0)
+                    return;
+                read += n;
+            }
+
+            server.Send(reply);
+        }) { IsBackground = true };
+        thread.Start();
+        return request;
+    }
+}
