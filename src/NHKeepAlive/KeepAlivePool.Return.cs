@@ -108,13 +108,15 @@ public sealed partial class KeepAlivePool
                 return "the policy is always";
         }
 
+        // Asked first, always: the driver's record of changes is cleared by the asking.
+        var changed = _driver.SessionMayHaveChanged(pooled.Connection);
         if (pooled.Database is { Length: > 0 } database && !string.Equals(pooled.Connection.Database, database, StringComparison.Ordinal))
             return "the caller changed the database";
         if (pooled.SessionChanged)
             return "the server reported a session change earlier in the loan";
-        return _driver.SessionMayHaveChanged(pooled.Connection) switch
+        return changed switch
         {
-            true => "the server reported a session change",
+            true => "a statement changed the session, or may have",
             false when pooled.ChangesReported => null,
             false => "the server does not report session changes on this connection",
             null => $"{_driver.Name} keeps no record of session changes",

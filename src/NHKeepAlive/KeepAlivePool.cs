@@ -908,6 +908,7 @@ public sealed partial class KeepAlivePool : IDisposable
         }
 
         s_owners.Remove(pooled.Connection);
+        _driver.ForgetSession(pooled.Connection);
         lock (_lock)
         {
             _all.Remove(pooled.Connection);

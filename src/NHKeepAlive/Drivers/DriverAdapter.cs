@@ -83,6 +83,11 @@ internal abstract class DriverAdapter
     /// </summary>
     public virtual bool ResetSession(DbConnection connection, string? restore) => false;
 
+    /// <summary>Drops what <see cref="PrepareSession"/> keeps for a connection the pool has closed.</summary>
+    public virtual void ForgetSession(DbConnection connection)
+    {
+    }
+
     /// <summary>Runs the node health query (<see cref="NodeHealth"/>): null when the node is fit, else why not.</summary>
     public virtual ValueTask<string?> CheckNodeAsync(DbConnection connection, bool allowReadOnly, TimeSpan timeout, bool async) =>
         NodeHealth.CheckAsync(connection, allowReadOnly, timeout, async);

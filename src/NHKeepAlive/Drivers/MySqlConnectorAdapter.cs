@@ -1,6 +1,7 @@
 using System;
 using System.Data.Common;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -12,6 +13,7 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
     private readonly Func<DbConnection, CancellationToken, Task<bool>> _pingAsync;
     private readonly PropertyInfo? _currentTransaction;
     private readonly Func<DbConnection, CancellationToken, ValueTask>? _resetConnection;
+    private readonly ConditionalWeakTable<DbConnection, MySqlConnectorCommandObserver.Watch> _sessions = new();
 
     private MySqlConnectorAdapter(Type connectionType, DbProviderFactory factory)
         : base("MySqlConnector", connectionType, factory)
@@ -57,10 +59,36 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         }
     }
 
-    // MySqlConnector keeps no server status flags: SessionMayHaveChanged stays null (unknown), so the
-    // pool resets on return unless the policy says never. Its only reset API is asynchronous: the
-    // returning caller waits for it (bounded by the pool's validation watchdog), so that a returned
-    // connection is idle, clean, the moment Return ends.
+    /// <summary>
+    /// Watches the connection's statements (<see cref="MySqlConnectorCommandObserver"/>): MySqlConnector
+    /// keeps none of the server's status flags. Without its tracing (before 2.1), changes go unseen and
+    /// the pool resets every return.
+    /// </summary>
+    public override SessionSetup? PrepareSession(DbConnection connection)
+    {
+        ForgetSession(connection);
+        var observer = MySqlConnectorCommandObserver.Instance;
+        if (!observer.Sees || ServerThreadId(connection) is not { } id)
+            return new SessionSetup(null, ChangesReported: false);
+        _sessions.Add(connection, observer.Start(id));
+        return new SessionSetup(null, ChangesReported: true);
+    }
+
+    /// <summary>Whether a statement seen since the last call may have changed the session (the call clears the record); null when the connection is not watched.</summary>
+    public override bool? SessionMayHaveChanged(DbConnection connection) =>
+        _sessions.TryGetValue(connection, out var watch) ? watch.TakeChanged() : null;
+
+    public override void ForgetSession(DbConnection connection)
+    {
+        if (_sessions.TryGetValue(connection, out var watch))
+        {
+            _sessions.Remove(connection);
+            MySqlConnectorCommandObserver.Instance.Stop(watch);
+        }
+    }
+
+    // Its only reset API is asynchronous: the returning caller waits for it (bounded by the pool's
+    // validation watchdog), so that a returned connection is idle, clean, the moment Return ends.
     public override bool ResetSession(DbConnection connection, string? restore)
     {
         if (_resetConnection is null)

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Data.Common;
 using System.Globalization;
+using System.Threading.Tasks;
 using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
@@ -118,10 +119,9 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         var sent = ServerQuestions() - questions - 1; // less the admin's own query
         var resets = pool.GetStatistics().SessionResets - resetsBefore;
         TestContext.Out.WriteLine($"{Driver}: 20 clean loans sent {sent} statements beyond the admin's, {resets} resets");
-        if (Driver == MySqlDriver.MySqlData)
-            Assert.That((sent, resets), Is.EqualTo((20L, 0L)), "the 20 SELECTs and nothing else: the server's status flags said the sessions were clean");
-        else
-            Assert.That((sent, resets), Is.EqualTo((40L, 20L)), "MySqlConnector keeps no status flags: the default resets every return (one COM_RESET_CONNECTION each)");
+        Assert.That((sent, resets), Is.EqualTo((20L, 0L)), Driver == MySqlDriver.MySqlData
+            ? "the 20 SELECTs and nothing else: the server's status flags said the sessions were clean"
+            : "the 20 SELECTs and nothing else: every statement MySqlConnector traced was one that leaves the session clean");
 
         var after = pool.Rent();
         Assert.That(Scalar(after, "SELECT CAST(@@character_set_client AS CHAR)"), Is.EqualTo(Scalar(after, "SELECT CAST(@@character_set_connection AS CHAR)")));
@@ -148,6 +148,54 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         pool.Return(b);
     }
 
+    /// <summary>MySqlConnector: every statement is seen (its tracing), so a change is found wherever it falls in the loan, without EnsureAlive.</summary>
+    [TestCase("SET @secret = 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
+    [TestCase("SELECT @secret := 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
+    [TestCase("SELECT 'A' INTO @secret", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
+    [TestCase("SELECT 1; SET @secret = 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
+    [TestCase("/*!40101 SET @secret = 'A' */", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
+    [TestCase("SELECT GET_LOCK('nhk_lock', 0)", "SELECT IFNULL(IS_USED_LOCK('nhk_lock'), 0) = CONNECTION_ID()", "0")]
+    public async Task A_change_followed_by_other_statements_is_seen_by_the_default_policy(string change, string probe, string fresh)
+    {
+        if (Driver == MySqlDriver.MySqlData)
+            Assert.Ignore("MySql.Data keeps only the last reply's status flags: a change followed by other statements is seen only when each command goes through EnsureAlive (as with NHibernate), and named locks never; use SessionReset=Always if the application needs it");
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        var a = await pool.RentAsync();
+        Scalar(a, change);
+        Scalar(a, "SELECT 1");
+        using (var command = a.CreateCommand())
+        {
+            command.CommandText = "SELECT 2";
+            await command.ExecuteScalarAsync();
+        }
+
+        pool.Return(a);
+
+        var b = pool.Rent();
+        Assert.That(b, Is.SameAs(a));
+        Assert.That(Convert.ToString(Scalar(b, probe), CultureInfo.InvariantCulture), Is.EqualTo(fresh));
+        pool.Return(b);
+    }
+
+    [Test]
+    public void A_transaction_begun_with_an_isolation_level_does_not_leave_it_to_the_next_caller()
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        var a = pool.Rent();
+        using (var tx = a.BeginTransaction(System.Data.IsolationLevel.Serializable))
+        {
+            Scalar(a, "SELECT 1", tx);
+            tx.Commit();
+        }
+
+        pool.Return(a);
+
+        var b = pool.Rent();
+        Assert.That(b, Is.SameAs(a));
+        Assert.That(Convert.ToString(Scalar(b, "SELECT @@SESSION.tx_isolation = @@GLOBAL.tx_isolation"), CultureInfo.InvariantCulture), Is.EqualTo("1"));
+        pool.Return(b);
+    }
+
     [Test]
     public void A_loan_that_runs_nothing_after_a_reset_is_not_reset_again()
     {
@@ -161,8 +209,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         pool.Return(pool.Rent());
         Settled(pool);
 
-        var expected = Driver == MySqlDriver.MySqlData ? afterFirst : afterFirst + 1; // MySqlConnector resets every return
-        Assert.That(pool.GetStatistics().SessionResets, Is.EqualTo(expected));
+        Assert.That(pool.GetStatistics().SessionResets, Is.EqualTo(afterFirst));
         Assert.That(afterFirst, Is.EqualTo(1));
     }
 

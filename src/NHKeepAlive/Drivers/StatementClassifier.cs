@@ -1,0 +1,177 @@
+using System;
+using System.Collections.Generic;
+
+namespace NHKeepAlive.Drivers;
+
+/// <summary>
+/// Tells, from a statement's text alone, whether it certainly leaves the session as it found it: a
+/// whitelist, so that anything it does not know is a change. Clean: one SELECT, INSERT, UPDATE, DELETE,
+/// REPLACE, WITH, VALUES, TABLE, SHOW, DESCRIBE or EXPLAIN statement that assigns no user variable
+/// (<c>:=</c>, <c>INTO @v</c>), takes or releases no named lock, sets no LAST_INSERT_ID, and has no
+/// executable comment (<c>/*! … */</c>). Everything else (SET, USE, START TRANSACTION, CREATE TEMPORARY
+/// TABLE, LOCK TABLES, CALL, DO, PREPARE, several statements in one text, …) is a change.
+/// <para>
+/// What text cannot show: a stored function or a trigger that assigns user variables or takes a named
+/// lock inside a clean-looking statement. Applications that do that set
+/// <see cref="SessionResetPolicy.Always"/>.
+/// </para>
+/// </summary>
+internal static class StatementClassifier
+{
+    private static readonly HashSet<string> s_cleanVerbs = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC", "EXPLAIN",
+    };
+
+    /// <summary>Functions that change the session when called with arguments (LAST_INSERT_ID() without one only reads).</summary>
+    private static readonly HashSet<string> s_sessionFunctions = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "LAST_INSERT_ID",
+    };
+
+    /// <summary>Whether <paramref name="sql"/> certainly leaves the session unchanged.</summary>
+    public static bool LeavesSessionClean(string? sql)
+    {
+        if (sql is null)
+            return false;
+        var first = true;
+        var afterEnd = false;
+        string? previousWord = null;
+        for (var i = 0; i < sql.Length;)
+        {
+            var c = sql[i];
+            if (char.IsWhiteSpace(c))
+            {
+                i++;
+                continue;
+            }
+
+            // Comments: skipped, except the executable ones the server runs (/*! … */, /*M! … */).
+            if (c == '#' || (c == '-' && At(sql, i, "-- ")) || (c == '-' && At(sql, i, "--") && i + 2 == sql.Length))
+            {
+                i = SkipPast(sql, i, '\n');
+                continue;
+            }
+
+            if (c == '/' && At(sql, i, "/*"))
+            {
+                if (At(sql, i, "/*!") || At(sql, i, "/*M!"))
+                    return false;
+                var end = sql.IndexOf("*/", i + 2, StringComparison.Ordinal);
+                if (end < 0)
+                    return false;
+                i = end + 2;
+                continue;
+            }
+
+            if (afterEnd)
+                return false; // a second statement in the same text
+            if (c is '\'' or '"' or '`')
+            {
+                i = SkipQuoted(sql, i);
+                if (i < 0)
+                    return false;
+                previousWord = null;
+                first = false;
+                continue;
+            }
+
+            if (c == ';')
+            {
+                afterEnd = true;
+                i++;
+                continue;
+            }
+
+            if (c == ':' && At(sql, i, ":="))
+                return false; // assigns a user variable
+            if (c == '@')
+            {
+                if (string.Equals(previousWord, "INTO", StringComparison.OrdinalIgnoreCase))
+                    return false; // SELECT … INTO @v
+                i++;
+                while (i < sql.Length && (char.IsLetterOrDigit(sql[i]) || sql[i] is '_' or '@' or '.' or '$'))
+                    i++;
+                previousWord = null;
+                first = false;
+                continue;
+            }
+
+            if (char.IsLetter(c) || c == '_')
+            {
+                var start = i;
+                while (i < sql.Length && (char.IsLetterOrDigit(sql[i]) || sql[i] is '_' or '$'))
+                    i++;
+                var word = sql.Substring(start, i - start);
+                if (first && !s_cleanVerbs.Contains(word))
+                    return false;
+                first = false;
+                if (s_sessionFunctions.Contains(word) && CallsWithArguments(sql, i))
+                    return false;
+                previousWord = word;
+                continue;
+            }
+
+            if (c == '(' && first)
+            {
+                i++; // (SELECT …) UNION …: the verb follows
+                continue;
+            }
+
+            first = false;
+            previousWord = null;
+            i++;
+        }
+
+        return !first;
+    }
+
+    private static bool At(string sql, int i, string token) => string.CompareOrdinal(sql, i, token, 0, token.Length) == 0;
+
+    private static int SkipPast(string sql, int i, char end)
+    {
+        var at = sql.IndexOf(end, i);
+        return at < 0 ? sql.Length : at + 1;
+    }
+
+    /// <summary>The index after a quoted literal or identifier starting at <paramref name="i"/>; -1 when it never ends.</summary>
+    private static int SkipQuoted(string sql, int i)
+    {
+        var quote = sql[i];
+        for (i++; i < sql.Length; i++)
+        {
+            if (sql[i] == '\\' && quote != '`')
+            {
+                i++;
+                continue;
+            }
+
+            if (sql[i] == quote)
+            {
+                if (i + 1 < sql.Length && sql[i + 1] == quote)
+                {
+                    i++; // a doubled quote stands for itself
+                    continue;
+                }
+
+                return i + 1;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>Whether the word ending at <paramref name="i"/> is called with at least one argument.</summary>
+    private static bool CallsWithArguments(string sql, int i)
+    {
+        while (i < sql.Length && char.IsWhiteSpace(sql[i]))
+            i++;
+        if (i >= sql.Length || sql[i] != '(')
+            return false;
+        for (i++; i < sql.Length && char.IsWhiteSpace(sql[i]); i++)
+        {
+        }
+
+        return i < sql.Length && sql[i] != ')';
+    }
+}
