@@ -6,15 +6,17 @@ namespace NHKeepAlive;
 
 /// <summary>
 /// A ping written and read by the pool itself on the socket under the driver: one COM_PING packet
-/// (5 bytes) and its OK (11), with a blocking <c>poll</c> for the reply on the calling thread. Used for a
-/// connection nobody else holds whose protocol is plain (no TLS, no compression), and only on a thread
-/// that may block (the housekeeping thread, a synchronous checkout).
+/// (5 bytes) and its OK (11), with a blocking <c>poll</c> for the reply on the calling thread, then one
+/// read of it. Used for a connection nobody else holds whose protocol is plain (no TLS, no compression),
+/// and only on a thread that may block (the housekeeping thread, a synchronous checkout).
 /// <para>
-/// Why: the drivers' own synchronous <c>Ping()</c> costs 3-4 times as much CPU as the exchange itself.
-/// Once a socket has been used asynchronously (MySqlConnector's reset, or any async caller), .NET keeps it
+/// Why: the drivers' own synchronous <c>Ping()</c> costs several times the CPU of the exchange itself
+/// (send, poll, receive). Once a socket has been used asynchronously (MySqlConnector's reset, or any async caller), .NET keeps it
 /// non-blocking, and a synchronous read that has to wait is completed by the sockets engine's thread
 /// handing the event to a thread-pool worker, which then spins looking for more work; MySql.Data's
-/// synchronous calls run on its async code. A <c>poll</c> on the socket wakes only this thread.
+/// synchronous calls run on its async code. That dispatch is the runtime's and happens for every reply on
+/// such a socket; what the pool saves is the driver's code around the exchange, and by writing a batch of
+/// pings before reading any reply, some of the dispatches.
 /// </para>
 /// <para>
 /// Safe for the driver: every MySQL command starts its packet sequence at 0, the driver keeps no count
@@ -56,75 +58,46 @@ internal static class WirePing
     /// <summary>Reads the reply to a COM_PING <see cref="Send"/> wrote, waiting until <paramref name="deadline"/> (a <see cref="Stopwatch"/> timestamp).</summary>
     public static WirePingResult Receive(Socket socket, long deadline)
     {
+        // Usually one poll and one read: the whole reply in one go. Anything after the reply is bytes
+        // nobody asked for on an idle connection, which fails it like the socket check does.
+        var buffer = new byte[MaxReply + 4];
+        var read = 0;
         try
         {
-            var header = new byte[4];
-            var read = Read(socket, header, header.Length, deadline);
-            if (read != WirePingResult.Ok)
-                return read;
-            var length = header[0] | (header[1] << 8) | (header[2] << 16);
-            if (header[3] != 1 || length == 0 || length > MaxReply)
-                return WirePingResult.Garbled;
-            var payload = new byte[length];
-            read = Read(socket, payload, length, deadline);
-            if (read != WirePingResult.Ok)
-                return read;
-            return payload[0] switch
-            {
-                0x00 => length >= 7 ? WirePingResult.Ok : WirePingResult.Garbled,
-                0xFF => WirePingResult.Failed, // an error packet: the server is shutting the session down
-                _ => WirePingResult.Garbled,
-            };
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            return WirePingResult.Failed;
-        }
-    }
-
-    private static WirePingResult Read(Socket socket, byte[] buffer, int count, long deadline)
-    {
-        var offset = 0;
-        var previousTimeout = socket.ReceiveTimeout;
-        try
-        {
-            while (offset < count)
+            while (true)
             {
                 var left = deadline - Stopwatch.GetTimestamp();
                 if (left <= 0)
                     return WirePingResult.Timeout;
 
-                // A blocking receive, not a poll: on a socket .NET has put in non-blocking mode (any async
-                // use), a receive waiting in the socket's queue is completed by the sockets engine's thread
-                // itself, while data nobody waits for is handed to a thread-pool worker.
-                socket.ReceiveTimeout = (int)Math.Min(int.MaxValue, Math.Max(1, left * 1000.0 / Stopwatch.Frequency));
-                int n;
-                try
-                {
-                    n = socket.Receive(buffer, offset, count - offset, SocketFlags.None);
-                }
-                catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
-                {
-                    return WirePingResult.Timeout;
-                }
-
+                // poll() takes microseconds as an int: a wait longer than 35 minutes is taken in steps.
+                var micros = (int)Math.Min(int.MaxValue, Math.Max(1, left * 1_000_000.0 / Stopwatch.Frequency));
+                if (!socket.Poll(micros, SelectMode.SelectRead))
+                    continue;
+                var n = socket.Receive(buffer, read, buffer.Length - read, SocketFlags.None);
                 if (n == 0)
                     return WirePingResult.Failed; // closed by the far end
-                offset += n;
+                read += n;
+                if (read < 4)
+                    continue;
+                var length = buffer[0] | (buffer[1] << 8) | (buffer[2] << 16);
+                if (buffer[3] != 1 || length == 0 || length > MaxReply)
+                    return WirePingResult.Garbled;
+                if (read < 4 + length)
+                    continue;
+                if (read > 4 + length)
+                    return WirePingResult.Failed; // more than the reply
+                return buffer[4] switch
+                {
+                    0x00 => length >= 7 ? WirePingResult.Ok : WirePingResult.Garbled,
+                    0xFF => WirePingResult.Failed, // an error packet: the server is shutting the session down
+                    _ => WirePingResult.Garbled,
+                };
             }
-
-            return WirePingResult.Ok;
         }
-        finally
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            try
-            {
-                socket.ReceiveTimeout = previousTimeout;
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // Closed meanwhile: the ping has failed, and the connection goes.
-            }
+            return WirePingResult.Failed;
         }
     }
 }

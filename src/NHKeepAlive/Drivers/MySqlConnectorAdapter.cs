@@ -1,5 +1,7 @@
 using System;
+using System.Data;
 using System.Data.Common;
+using System.Globalization;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Threading;
@@ -70,8 +72,41 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         var observer = MySqlConnectorCommandObserver.Instance;
         if (!observer.Sees || ServerThreadId(connection) is not { } id)
             return new SessionSetup(null, ChangesReported: false);
-        _sessions.Add(connection, observer.Start(id));
+        var watch = observer.Start(id);
+
+        // MySqlConnector begins every transaction with SET SESSION TRANSACTION ISOLATION LEVEL (REPEATABLE
+        // READ when none is asked for): on a session that opened at REPEATABLE READ, such a transaction
+        // leaves it as it was, so that NHibernate's units of work stay on the fast path.
+        if (IsolationLevelAtOpen(connection) == "REPEATABLE-READ" && _currentTransaction is { } current)
+        {
+            var weak = new WeakReference<DbConnection>(connection);
+            watch.TransactionLeavesSessionClean = () =>
+                weak.TryGetTarget(out var target) && current.GetValue(target) is DbTransaction transaction
+                && transaction.IsolationLevel is IsolationLevel.Unspecified or IsolationLevel.RepeatableRead;
+        }
+
+        _sessions.Add(connection, watch);
         return new SessionSetup(null, ChangesReported: true);
+    }
+
+    /// <summary>The session's isolation level as the server names it (MariaDB's tx_isolation, MySQL 8's transaction_isolation), or null.</summary>
+    private static string? IsolationLevelAtOpen(DbConnection connection)
+    {
+        foreach (var variable in new[] { "tx_isolation", "transaction_isolation" })
+        {
+            try
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = $"SELECT CAST(@@SESSION.{variable} AS CHAR)";
+                return Convert.ToString(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+            }
+            catch (DbException)
+            {
+                // Unknown on this server: the other name.
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Whether a statement seen since the last call may have changed the session (the call clears the record); null when the connection is not watched.</summary>

@@ -13,8 +13,8 @@ namespace NHKeepAlive.Drivers;
 /// may have changed (<see cref="StatementClassifier"/>). MySqlConnector keeps none of the server's status
 /// flags, so this is how the pool tells a clean return from a dirty one without a round trip.
 /// <para>
-/// A transaction begun through <c>BeginTransaction</c> also counts as a change: MySqlConnector sets the
-/// session's isolation level when it begins one. A command still running when the connection comes back
+/// A transaction begun through <c>BeginTransaction</c> also counts as a change (MySqlConnector sets the
+/// session's isolation level when it begins one) unless it leaves the level the session opened with. A command still running when the connection comes back
 /// counts too. The listener asks MySqlConnector for its activities' data (statement text included); it
 /// does not mark them recorded, so it changes nothing an application's own trace exporter sends.
 /// </para>
@@ -45,7 +45,9 @@ internal sealed class MySqlConnectorCommandObserver
                 _sourceSeen = true;
                 return true;
             },
-            Sample = static (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            // The data (statement text included) of what can change a session; nothing else is asked for.
+            Sample = static (ref ActivityCreationOptions<ActivityContext> options) =>
+                options.Name is "Execute" or "Commit" or "Rollback" ? ActivitySamplingResult.AllData : ActivitySamplingResult.None,
             ActivityStarted = OnStarted,
             ActivityStopped = OnStopped,
         };
@@ -86,14 +88,20 @@ internal sealed class MySqlConnectorCommandObserver
         if (ConnectionId(activity) is not { } id)
             return;
 
-        // Commit and Rollback: a transaction begun through the API, which set the session's isolation level.
-        var transaction = activity.OperationName is "Commit" or "Rollback";
-        ForEach(id, watch =>
+        // Commit and Rollback: a transaction begun through the API, which set the session's isolation
+        // level (still the connection's current transaction while its commit or rollback starts).
+        var transaction = activity.OperationName != "Execute";
+        lock (_lock)
         {
-            Interlocked.Increment(ref watch.Running);
-            if (transaction)
-                watch.Changed = true;
-        });
+            if (!_watches.TryGetValue(id, out var list))
+                return;
+            foreach (var watch in list)
+            {
+                watch.Running++;
+                if (transaction && watch.TransactionLeavesSessionClean?.Invoke() != true)
+                    watch.Changed = true;
+            }
+        }
     }
 
     private void OnStopped(Activity activity)
@@ -102,20 +110,16 @@ internal sealed class MySqlConnectorCommandObserver
             return;
         var changed = activity.OperationName == "Execute"
             && !StatementClassifier.LeavesSessionClean((activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement")) as string);
-        ForEach(id, watch =>
-        {
-            Interlocked.Decrement(ref watch.Running);
-            if (changed)
-                watch.Changed = true;
-        });
-    }
-
-    private void ForEach(int id, Action<Watch> action)
-    {
         lock (_lock)
         {
-            if (_watches.TryGetValue(id, out var list))
-                list.ForEach(action);
+            if (!_watches.TryGetValue(id, out var list))
+                return;
+            foreach (var watch in list)
+            {
+                watch.Running--;
+                if (changed)
+                    watch.Changed = true;
+            }
         }
     }
 
@@ -128,12 +132,15 @@ internal sealed class MySqlConnectorCommandObserver
     /// <summary>What was seen of one connection's session since it was last cleared.</summary>
     internal sealed class Watch(int connectionId)
     {
-#pragma warning disable SA1401, CA1051 // Interlocked and the listener's callbacks need the fields themselves.
+#pragma warning disable SA1401, CA1051 // Changed by the listener's callbacks under the observer's lock, read at the return.
         public int Running;
         public volatile bool Changed;
 #pragma warning restore SA1401, CA1051
 
         public int ConnectionId { get; } = connectionId;
+
+        /// <summary>Whether the connection's current transaction, as its commit or rollback starts, leaves the session as it opened (null: never assumed).</summary>
+        public Func<bool>? TransactionLeavesSessionClean { get; set; }
 
         /// <summary>Whether the session may have changed since the last call (which clears the record): a statement seen to change it, or one still running.</summary>
         public bool TakeChanged()

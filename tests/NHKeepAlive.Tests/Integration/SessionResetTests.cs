@@ -177,15 +177,17 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         pool.Return(b);
     }
 
-    [Test]
-    public void A_transaction_begun_with_an_isolation_level_does_not_leave_it_to_the_next_caller()
+    [TestCase(System.Data.IsolationLevel.Serializable, true)]
+    [TestCase(System.Data.IsolationLevel.ReadCommitted, false)]
+    public void A_transaction_begun_with_an_isolation_level_does_not_leave_it_to_the_next_caller(System.Data.IsolationLevel level, bool commit)
     {
         using var pool = PoolOfOne(SessionResetPolicy.Auto);
         var a = pool.Rent();
-        using (var tx = a.BeginTransaction(System.Data.IsolationLevel.Serializable))
+        using (var tx = a.BeginTransaction(level))
         {
             Scalar(a, "SELECT 1", tx);
-            tx.Commit();
+            if (commit)
+                tx.Commit();
         }
 
         pool.Return(a);
@@ -194,6 +196,47 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(b, Is.SameAs(a));
         Assert.That(Convert.ToString(Scalar(b, "SELECT @@SESSION.tx_isolation = @@GLOBAL.tx_isolation"), CultureInfo.InvariantCulture), Is.EqualTo("1"));
         pool.Return(b);
+    }
+
+    /// <summary>A unit of work as NHibernate runs it (a transaction at the default isolation level, plain statements, commit) leaves the session as it opened: no reset.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Units_of_work_in_transactions_at_the_default_isolation_level_cost_no_reset(bool async)
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        pool.Return(pool.Rent());
+        Settled(pool);
+        var resetsBefore = pool.GetStatistics().SessionResets;
+
+        for (var i = 0; i < 10; i++)
+        {
+            var c = async ? await pool.RentAsync() : pool.Rent();
+#if NETFRAMEWORK
+            using (var tx = c.BeginTransaction()) // no async transaction API on .NET Framework
+#else
+            using (var tx = async ? await c.BeginTransactionAsync() : c.BeginTransaction())
+#endif
+            {
+                using var command = c.CreateCommand();
+                command.Transaction = tx;
+                command.CommandText = $"INSERT INTO hygiene VALUES ({100 + i}, 'unit of work')";
+                _ = async ? await command.ExecuteNonQueryAsync() : command.ExecuteNonQuery();
+#if NETFRAMEWORK
+                tx.Commit();
+#else
+                if (async)
+                    await tx.CommitAsync();
+                else
+                    tx.Commit();
+#endif
+            }
+
+            pool.Return(c);
+        }
+
+        Settled(pool);
+        Assert.That(pool.GetStatistics().SessionResets - resetsBefore, Is.Zero);
+        Assert.That(Admin.Count("SELECT COUNT(*) FROM hygiene WHERE who = 'unit of work'"), Is.EqualTo(10));
     }
 
     [Test]
