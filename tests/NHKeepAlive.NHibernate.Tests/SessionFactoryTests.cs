@@ -1,4 +1,5 @@
 using System;
+using System.Threading.Tasks;
 using System.IO;
 using System.Linq;
 using System.Threading;
@@ -89,6 +90,56 @@ public class SessionFactoryTests(MySqlDriver driver) : NHibernateTest(driver)
         global::NHibernate.Context.CurrentSessionContext.Bind(session);
         Assert.That(factory.GetCurrentSession(), Is.SameAs(session));
         global::NHibernate.Context.CurrentSessionContext.Unbind(factory);
+    }
+
+    /// <summary>Plain units of work (a transaction, a save, a load, a commit) leave the session clean: no reset on either driver; one that sets a user variable in native SQL is reset before the next.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Units_of_work_stay_on_the_fast_path_and_a_session_change_in_native_SQL_is_reset(bool async)
+    {
+        var builder = new KeepAliveSessionFactoryBuilder(TestServer.ConnectionString(Driver))
+            .KeepAlive(o => { o.Driver = Driver; o.MaxPoolSize = 1; })
+            .AddMapping(Mappings.Notes());
+        using var factory = builder.Build();
+        var pool = PoolOf(factory);
+        Save(factory, "warm-up");
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var session = factory.OpenSession();
+            using var transaction = session.BeginTransaction();
+            var note = new Note { Text = $"unit {i}" };
+            if (async)
+            {
+                await session.SaveAsync(note);
+                await session.GetAsync<Note>(note.Id);
+                await transaction.CommitAsync();
+            }
+            else
+            {
+                session.Save(note);
+                session.Get<Note>(note.Id);
+                transaction.Commit();
+            }
+        }
+
+        Assert.That(pool.GetStatistics().SessionResets, Is.Zero, "plain units of work leave the session as it opened");
+
+        using (var session = factory.OpenSession())
+        using (var transaction = session.BeginTransaction())
+        {
+            session.CreateSQLQuery("SET time_zone = '+05:00'").ExecuteUpdate();
+            session.Get<Note>(1);
+            transaction.Commit();
+        }
+
+        using (var session = factory.OpenSession())
+        {
+            var leftover = session.CreateSQLQuery("SELECT CAST(@@SESSION.time_zone AS CHAR)").UniqueResult();
+            Assert.That(Convert.ToString(leftover, System.Globalization.CultureInfo.InvariantCulture), Is.Not.EqualTo("+05:00"));
+        }
+
+        Assert.That(pool.GetStatistics().SessionResets, Is.EqualTo(1));
     }
 
     [Test]

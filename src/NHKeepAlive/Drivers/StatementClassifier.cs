@@ -4,12 +4,12 @@ using System.Collections.Generic;
 namespace NHKeepAlive.Drivers;
 
 /// <summary>
-/// Tells, from a statement's text alone, whether it certainly leaves the session as it found it: a
-/// whitelist, so that anything it does not know is a change. Clean: one SELECT, INSERT, UPDATE, DELETE,
-/// REPLACE, WITH, VALUES, TABLE, SHOW, DESCRIBE or EXPLAIN statement that assigns no user variable
+/// Tells, from a command's text alone, whether it certainly leaves the session as it found it: a
+/// whitelist, so that anything it does not know is a change. Clean: SELECT, INSERT, UPDATE, DELETE,
+/// REPLACE, WITH, VALUES, TABLE, SHOW, DESCRIBE or EXPLAIN statements (one or several, each judged) that assign no user variable
 /// (<c>:=</c>, <c>INTO @v</c>), takes or releases no named lock, sets no LAST_INSERT_ID, and has no
 /// executable comment (<c>/*! … */</c>). Everything else (SET, USE, START TRANSACTION, CREATE TEMPORARY
-/// TABLE, LOCK TABLES, CALL, DO, PREPARE, several statements in one text, …) is a change.
+/// TABLE, LOCK TABLES, CALL, DO, PREPARE, …) is a change.
 /// <para>
 /// What text cannot show: a stored function or a trigger that assigns user variables or takes a named
 /// lock inside a clean-looking statement. Applications that do that set
@@ -35,7 +35,7 @@ internal static class StatementClassifier
         if (sql is null)
             return false;
         var first = true;
-        var afterEnd = false;
+        var statements = 0;
         string? previousWord = null;
         for (var i = 0; i < sql.Length;)
         {
@@ -64,8 +64,9 @@ internal static class StatementClassifier
                 continue;
             }
 
-            if (afterEnd)
-                return false; // a second statement in the same text
+            if (first && !char.IsLetter(c) && c is not ('_' or '('))
+                return false; // a statement starts with its verb
+
             if (c is '\'' or '"' or '`')
             {
                 i = SkipQuoted(sql, i);
@@ -78,7 +79,10 @@ internal static class StatementClassifier
 
             if (c == ';')
             {
-                afterEnd = true;
+                // Another statement may follow (NHibernate appends SELECT LAST_INSERT_ID() to an INSERT): it is judged on its own.
+                first = true;
+                statements++;
+                previousWord = null;
                 i++;
                 continue;
             }
@@ -123,7 +127,7 @@ internal static class StatementClassifier
             i++;
         }
 
-        return !first;
+        return !first || statements > 0; // an empty text is no statement; a trailing ';' ends one
     }
 
     private static bool At(string sql, int i, string token) => string.CompareOrdinal(sql, i, token, 0, token.Length) == 0;

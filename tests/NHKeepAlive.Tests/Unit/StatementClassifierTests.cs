@@ -19,6 +19,8 @@ public class StatementClassifierTests
     [TestCase("SELECT LAST_INSERT_ID()")]
     [TestCase("SHOW VARIABLES LIKE 'wait_timeout'")]
     [TestCase("SELECT * FROM t FOR UPDATE")]
+    [TestCase("INSERT INTO nh_note (Text) VALUES (?p0); select LAST_INSERT_ID()")]
+    [TestCase("SELECT 1; SELECT 2;")]
     public void Clean(string sql) => Assert.That(StatementClassifier.LeavesSessionClean(sql), Is.True);
 
     [TestCase("SET autocommit = 0")]
@@ -37,10 +39,11 @@ public class StatementClassifierTests
     [TestCase("SELECT @x := 1")]
     [TestCase("SELECT a INTO @x FROM t")]
     [TestCase("SELECT 1; SET @x = 1")]
-    [TestCase("SELECT 1; SELECT 2")]
     [TestCase("/*!40101 SET @x = 1 */")]
     [TestCase("SELECT 1 /*M!100000 , @x := 1 */")]
     [TestCase("SELECT 'unterminated")]
+    [TestCase("SELECT 1; 'x'")]
+    [TestCase("INSERT INTO t VALUES (1); select LAST_INSERT_ID(7)")]
     [TestCase("PREPARE s FROM 'SELECT 1'")]
     [TestCase("")]
     [TestCase("   ")]
