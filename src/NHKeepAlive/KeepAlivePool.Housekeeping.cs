@@ -249,44 +249,72 @@ public sealed partial class KeepAlivePool
         }
 
         var batch = new List<PooledConnection>(KeepAliveBatch);
-        var onWire = new List<(PooledConnection Pooled, ValidationWatchdog.Watch Watch, bool Sent)>(KeepAliveBatch);
+        var onWire = new List<(ValidationWatchdog.Watch Watch, bool Sent, long Deadline)>(KeepAliveBatch);
         for (var next = 0; next < due.Count;)
         {
             batch.Clear();
             onWire.Clear();
             var slotsLeft = TakeForKeepAlive(due, ref next, batch);
+            var done = 0; // pings ended, each connection back or closed and its slot given back
             try
             {
-                foreach (var pooled in batch)
+                if (batch.Count > 0 && !PingsOnWire(batch[0]))
                 {
-                    if (PingsOnWire(pooled))
+#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
+                    var outcome = PingAsync(batch[0], _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
+#pragma warning restore CA2012
+                    KeepAlivePinged(batch[0], outcome, generation, now);
+                    done++;
+                    _slots.Release();
+                }
+                else
+                {
+                    foreach (var pooled in batch)
                     {
                         var watch = _watchdog.Start(pooled, _options.ValidationTimeout);
-                        onWire.Add((pooled, watch, WirePing.Send(pooled.Socket!)));
-                        continue;
+                        var deadline = WirePing.DeadlineAfter(_options.ValidationTimeout);
+                        onWire.Add((watch, WirePing.Send(pooled.Socket!), deadline));
                     }
 
-#pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
-                    var outcome = PingAsync(pooled, _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
-#pragma warning restore CA2012
-                    KeepAlivePinged(pooled, outcome, generation, now);
-                }
-
-                var deadline = WirePing.DeadlineAfter(_options.ValidationTimeout);
-                foreach (var (pooled, watch, sent) in onWire)
-                {
-                    var result = sent ? WirePing.Receive(pooled.Socket!, deadline) : WirePingResult.Failed;
-                    KeepAlivePinged(pooled, WireOutcome(pooled, result, _watchdog.Finish(watch)), generation, now);
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        var pooled = batch[i];
+                        var (watch, sent, deadline) = onWire[i];
+                        var result = sent ? WirePing.Receive(pooled.Socket!, deadline) : WirePingResult.Failed;
+                        KeepAlivePinged(pooled, WireOutcome(pooled, result, _watchdog.Finish(watch)), generation, now);
+                        done++;
+                        _slots.Release();
+                    }
                 }
             }
             finally
             {
-                if (batch.Count > 0)
-                    _slots.Release(batch.Count);
+                // Only after an exception above: what is left of the batch is closed, once, and its slot given back.
+                for (var i = done; i < batch.Count; i++)
+                    AbandonKeepAlive(batch[i], i < onWire.Count ? onWire[i].Watch : null);
             }
 
             if (!slotsLeft)
                 return;
+        }
+    }
+
+    private void AbandonKeepAlive(PooledConnection pooled, ValidationWatchdog.Watch? watch)
+    {
+        try
+        {
+            if (watch is not null)
+                _watchdog.Finish(watch);
+            Close(pooled, EvictionReason.KeepAliveFailed, "its keepalive ping was interrupted by an error in the pool");
+        }
+#pragma warning disable CA1031 // Whatever failed, the slot must come back and the housekeeping thread go on.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+        finally
+        {
+            _slots.Release();
         }
     }
 

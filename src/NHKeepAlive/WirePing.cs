@@ -66,14 +66,18 @@ internal static class WirePing
         {
             while (true)
             {
+                // Past the deadline, a reply already waiting still counts: in a batch, one silent connection
+                // must not use up the others' time. poll() takes microseconds as an int: a wait longer than
+                // 35 minutes is taken in steps.
                 var left = deadline - Stopwatch.GetTimestamp();
-                if (left <= 0)
-                    return WirePingResult.Timeout;
-
-                // poll() takes microseconds as an int: a wait longer than 35 minutes is taken in steps.
-                var micros = (int)Math.Min(int.MaxValue, Math.Max(1, left * 1_000_000.0 / Stopwatch.Frequency));
+                var micros = left <= 0 ? 0 : (int)Math.Min(int.MaxValue, Math.Max(1, left * 1_000_000.0 / Stopwatch.Frequency));
                 if (!socket.Poll(micros, SelectMode.SelectRead))
+                {
+                    if (left <= 0)
+                        return WirePingResult.Timeout;
                     continue;
+                }
+
                 var n = socket.Receive(buffer, read, buffer.Length - read, SocketFlags.None);
                 if (n == 0)
                     return WirePingResult.Failed; // closed by the far end
@@ -81,6 +85,8 @@ internal static class WirePing
                 if (read < 4)
                     continue;
                 var length = buffer[0] | (buffer[1] << 8) | (buffer[2] << 16);
+                if (read > 4 && buffer[4] == 0xFF && buffer[3] <= 1)
+                    return WirePingResult.Failed; // an error packet, asked for or not (a server closing the session sends one)
                 if (buffer[3] != 1 || length == 0 || length > MaxReply)
                     return WirePingResult.Garbled;
                 if (read < 4 + length)

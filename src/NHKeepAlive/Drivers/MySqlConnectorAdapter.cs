@@ -73,16 +73,33 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         if (!observer.Sees || ServerThreadId(connection) is not { } id)
             return new SessionSetup(null, ChangesReported: false);
         var watch = observer.Start(id);
-
-        // MySqlConnector begins every transaction with SET SESSION TRANSACTION ISOLATION LEVEL (REPEATABLE
-        // READ when none is asked for): on a session that opened at REPEATABLE READ, such a transaction
-        // leaves it as it was, so that NHibernate's units of work stay on the fast path.
-        if (IsolationLevelAtOpen(connection) == "REPEATABLE-READ" && _currentTransaction is { } current)
+        try
         {
-            var weak = new WeakReference<DbConnection>(connection);
-            watch.TransactionLeavesSessionClean = () =>
-                weak.TryGetTarget(out var target) && current.GetValue(target) is DbTransaction transaction
-                && transaction.IsolationLevel is IsolationLevel.Unspecified or IsolationLevel.RepeatableRead;
+            // MySqlConnector begins every transaction with SET SESSION TRANSACTION ISOLATION LEVEL
+            // (REPEATABLE READ when none is asked for): on a session that opened at REPEATABLE READ, such
+            // a transaction leaves it as it was, so that NHibernate's units of work stay on the fast path.
+            var isolation = IsolationLevelAtOpen(connection);
+
+            // That query is also the check that the watch sees this connection's commands: behind a proxy
+            // that reports another connection id, say, it would see nothing and call every loan clean.
+            if (!observer.HasSeen(watch))
+            {
+                observer.Stop(watch);
+                return new SessionSetup(null, ChangesReported: false);
+            }
+
+            if (isolation == "REPEATABLE-READ" && _currentTransaction is { } current)
+            {
+                var weak = new WeakReference<DbConnection>(connection);
+                watch.TransactionLeavesSessionClean = () =>
+                    weak.TryGetTarget(out var target) && current.GetValue(target) is DbTransaction transaction
+                    && transaction.IsolationLevel is IsolationLevel.Unspecified or IsolationLevel.RepeatableRead;
+            }
+        }
+        catch
+        {
+            observer.Stop(watch);
+            throw;
         }
 
         _sessions.Add(connection, watch);
@@ -111,7 +128,7 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
 
     /// <summary>Whether a statement seen since the last call may have changed the session (the call clears the record); null when the connection is not watched.</summary>
     public override bool? SessionMayHaveChanged(DbConnection connection) =>
-        _sessions.TryGetValue(connection, out var watch) ? watch.TakeChanged() : null;
+        _sessions.TryGetValue(connection, out var watch) ? MySqlConnectorCommandObserver.Instance.TakeChanged(watch) : null;
 
     public override void ForgetSession(DbConnection connection)
     {

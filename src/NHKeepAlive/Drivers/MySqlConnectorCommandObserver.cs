@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
-using System.Threading;
 
 namespace NHKeepAlive.Drivers;
 
@@ -73,6 +72,13 @@ internal sealed class MySqlConnectorCommandObserver
         return watch;
     }
 
+    /// <summary>Whether any command of the watched connection has been seen.</summary>
+    public bool HasSeen(Watch watch)
+    {
+        lock (_lock)
+            return watch.Seen;
+    }
+
     /// <summary>Stops watching (the connection closed or reopened).</summary>
     public void Stop(Watch watch)
     {
@@ -83,6 +89,8 @@ internal sealed class MySqlConnectorCommandObserver
         }
     }
 
+    // The callbacks run inside the application's commands: nothing may escape them, and a failure to
+    // judge a statement counts as a change (a needless reset at worst).
     private void OnStarted(Activity activity)
     {
         if (ConnectionId(activity) is not { } id)
@@ -98,7 +106,8 @@ internal sealed class MySqlConnectorCommandObserver
             foreach (var watch in list)
             {
                 watch.Running++;
-                if (transaction && watch.TransactionLeavesSessionClean?.Invoke() != true)
+                watch.Seen = true;
+                if (transaction && !LeavesSessionClean(watch))
                     watch.Changed = true;
             }
         }
@@ -108,18 +117,56 @@ internal sealed class MySqlConnectorCommandObserver
     {
         if (ConnectionId(activity) is not { } id)
             return;
-        var changed = activity.OperationName == "Execute"
-            && !StatementClassifier.LeavesSessionClean((activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement")) as string);
+        bool changed;
+        try
+        {
+            changed = activity.OperationName == "Execute"
+                && !StatementClassifier.LeavesSessionClean((activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement")) as string);
+        }
+#pragma warning disable CA1031 // See above: never into the application's command.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            changed = true;
+        }
+
         lock (_lock)
         {
             if (!_watches.TryGetValue(id, out var list))
                 return;
             foreach (var watch in list)
             {
-                watch.Running--;
+                if (watch.Running > 0)
+                    watch.Running--; // a watch started while this command ran never counted it
+                watch.Seen = true;
                 if (changed)
                     watch.Changed = true;
             }
+        }
+    }
+
+    /// <summary>Whether the session may have changed since the last call, which clears the record: a statement seen to change it, or one still running.</summary>
+    public bool TakeChanged(Watch watch)
+    {
+        lock (_lock)
+        {
+            var changed = watch.Changed || watch.Running > 0;
+            watch.Changed = false;
+            return changed;
+        }
+    }
+
+    private static bool LeavesSessionClean(Watch watch)
+    {
+        try
+        {
+            return watch.TransactionLeavesSessionClean?.Invoke() == true;
+        }
+#pragma warning disable CA1031 // See above: never into the application's command.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return false;
         }
     }
 
@@ -127,27 +174,23 @@ internal sealed class MySqlConnectorCommandObserver
     private static int? ConnectionId(Activity activity) =>
         activity.Source.Name == SourceName && activity.OperationName is ("Execute" or "Commit" or "Rollback")
             && activity.GetTagItem("db.connection_id") is string text
-            && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : null;
+            && int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var id) ? id : null;
 
-    /// <summary>What was seen of one connection's session since it was last cleared.</summary>
+    /// <summary>What was seen of one connection's session since it was last cleared; its fields are read and written under the observer's lock.</summary>
     internal sealed class Watch(int connectionId)
     {
-#pragma warning disable SA1401, CA1051 // Changed by the listener's callbacks under the observer's lock, read at the return.
-        public int Running;
-        public volatile bool Changed;
-#pragma warning restore SA1401, CA1051
-
         public int ConnectionId { get; } = connectionId;
+
+        /// <summary>Commands begun and not yet ended.</summary>
+        public int Running { get; set; }
+
+        /// <summary>Whether a statement or a transaction may have changed the session since the last <see cref="MySqlConnectorCommandObserver.TakeChanged"/>.</summary>
+        public bool Changed { get; set; }
+
+        /// <summary>Whether any activity of the connection was seen at all (the check that the connection id matches).</summary>
+        public bool Seen { get; set; }
 
         /// <summary>Whether the connection's current transaction, as its commit or rollback starts, leaves the session as it opened (null: never assumed).</summary>
         public Func<bool>? TransactionLeavesSessionClean { get; set; }
-
-        /// <summary>Whether the session may have changed since the last call (which clears the record): a statement seen to change it, or one still running.</summary>
-        public bool TakeChanged()
-        {
-            var changed = Changed;
-            Changed = false;
-            return changed || Volatile.Read(ref Running) > 0;
-        }
     }
 }

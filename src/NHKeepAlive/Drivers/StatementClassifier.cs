@@ -7,7 +7,7 @@ namespace NHKeepAlive.Drivers;
 /// Tells, from a command's text alone, whether it certainly leaves the session as it found it: a
 /// whitelist, so that anything it does not know is a change. Clean: SELECT, INSERT, UPDATE, DELETE,
 /// REPLACE, WITH, VALUES, TABLE, SHOW, DESCRIBE or EXPLAIN statements (one or several, each judged) that assign no user variable
-/// (<c>:=</c>, <c>INTO @v</c>), takes or releases no named lock, sets no LAST_INSERT_ID, and has no
+/// (<c>:=</c>, <c>INTO @v</c>), takes or releases no named lock, sets no LAST_INSERT_ID(x) (an auto-increment INSERT sets it, as on any connection), and has no
 /// executable comment (<c>/*! … */</c>). Everything else (SET, USE, START TRANSACTION, CREATE TEMPORARY
 /// TABLE, LOCK TABLES, CALL, DO, PREPARE, …) is a change.
 /// <para>
@@ -138,17 +138,16 @@ internal static class StatementClassifier
         return at < 0 ? sql.Length : at + 1;
     }
 
-    /// <summary>The index after a quoted literal or identifier starting at <paramref name="i"/>; -1 when it never ends.</summary>
+    /// <summary>The index after a quoted literal or identifier starting at <paramref name="i"/>; -1 when it never ends or holds a backslash.</summary>
     private static int SkipQuoted(string sql, int i)
     {
         var quote = sql[i];
         for (i++; i < sql.Length; i++)
         {
+            // A backslash escapes the next character, or not (NO_BACKSLASH_ESCAPES): where the literal ends
+            // is then unknown, and so is what follows it.
             if (sql[i] == '\\' && quote != '`')
-            {
-                i++;
-                continue;
-            }
+                return -1;
 
             if (sql[i] == quote)
             {

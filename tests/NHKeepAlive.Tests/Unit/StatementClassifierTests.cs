@@ -43,6 +43,7 @@ public class StatementClassifierTests
     [TestCase("SELECT 1 /*M!100000 , @x := 1 */")]
     [TestCase("SELECT 'unterminated")]
     [TestCase("SELECT 1; 'x'")]
+    [TestCase("SELECT '\\'; SET @x = 1; SELECT '")]
     [TestCase("INSERT INTO t VALUES (1); select LAST_INSERT_ID(7)")]
     [TestCase("PREPARE s FROM 'SELECT 1'")]
     [TestCase("")]

@@ -1,7 +1,11 @@
 using System;
+using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Diagnostics;
+using System.Linq;
 using System.Net.Sockets;
 using System.Threading;
+using Moq;
 using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
@@ -94,6 +98,78 @@ public class WirePingTests
 
         Assert.That(result, Is.EqualTo(WirePingResult.Timeout));
         Assert.That(watch.Elapsed, Is.GreaterThanOrEqualTo(timeout - TimeSpan.FromMilliseconds(20)).And.LessThan(TimeSpan.FromSeconds(3)));
+    }
+
+    /// <summary>
+    /// A keepalive batch on the wire where the first connection's server never answers: only that one is
+    /// closed (after the validation timeout); the others' replies, already waiting, still count, and every
+    /// slot comes back.
+    /// </summary>
+    [Test]
+    public void A_silent_connection_in_a_keepalive_batch_costs_only_itself()
+    {
+        var pairs = Enumerable.Range(0, 4).Select(_ => new LoopbackPair()).ToList();
+        try
+        {
+            var unclaimed = new ConcurrentQueue<LoopbackPair>(pairs);
+            using var f = new FakePoolFixture(o =>
+            {
+                o.KeepAliveInterval = TimeSpan.FromSeconds(60);
+                o.ValidationTimeout = TimeSpan.FromMilliseconds(300);
+                o.MaxPoolSize = 4;
+            });
+            f.Driver.Setup(d => d.IsPlainProtocol(It.IsAny<DbConnection>())).Returns(true);
+            f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(() => unclaimed.TryDequeue(out var pair) ? pair.Client.Client : null);
+            foreach (var pair in pairs.Skip(1))
+                Serve(pair);
+            var connections = f.RentMany(4);
+            connections.ForEach(c => f.Pool.Return(c)); // the silent one first: first in the batch
+
+            for (var i = 0; i < 4; i++)
+                f.Advance(TimeSpan.FromSeconds(15));
+
+            var stats = f.Pool.GetStatistics();
+            Assert.That(f.Pings, Is.Empty, "pinged on the wire, not through the driver");
+            Assert.That((stats.KeepAlivePings, stats.Evicted, stats.Idle), Is.EqualTo((4L, 1L, 3)));
+            Assert.That(f.Log.Messages("ConnectionEvicted").Single(), Does.Contain("KeepAliveFailed").And.Contain("no answer"));
+            var again = f.RentMany(4); // every slot came back: a fifth would time out
+            Assert.That(again, Has.Count.EqualTo(4));
+            again.ForEach(c => f.Pool.Return(c));
+        }
+        finally
+        {
+            pairs.ForEach(p => p.Dispose());
+        }
+    }
+
+    /// <summary>Answers every COM_PING on the server's end with an OK until the socket closes.</summary>
+    private static void Serve(LoopbackPair pair)
+    {
+        var server = pair.Server;
+        new Thread(() =>
+        {
+            var request = new byte[5];
+            try
+            {
+                while (true)
+                {
+                    var read = 0;
+                    while (read < request.Length)
+                    {
+                        var n = server.Receive(request, read, request.Length - read, SocketFlags.None);
+                        if (n == 0)
+                            return;
+                        read += n;
+                    }
+
+                    server.Send(s_ok);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // The test is over.
+            }
+        }) { IsBackground = true }.Start();
     }
 
     /// <summary>Reads the request on the server's end and writes <paramref name="reply"/>; returns the request (filled when the ping has sent it).</summary>
