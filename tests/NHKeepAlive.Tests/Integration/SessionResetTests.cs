@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Data.Common;
 using System.Globalization;
+using System.Linq;
 using System.Threading.Tasks;
 using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
@@ -237,6 +238,29 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Settled(pool);
         Assert.That(pool.GetStatistics().SessionResets - resetsBefore, Is.Zero);
         Assert.That(Admin.Count("SELECT COUNT(*) FROM hygiene WHERE who = 'unit of work'"), Is.EqualTo(10));
+    }
+
+    /// <summary>The pool's listener asks MySqlConnector for its activities' data, never marks them recorded: an application's exporter, which sends recorded activities, sends nothing more than before.</summary>
+    [Test]
+    public void Watching_MySqlConnector_statements_marks_no_activity_recorded()
+    {
+        if (Driver == MySqlDriver.MySqlData)
+            Assert.Ignore("MySql.Data's statements are not watched");
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var application = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "MySqlConnector",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.PropagationData,
+            ActivityStopped = seen.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(application);
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        var c = pool.Rent();
+        Scalar(c, "SELECT 1");
+        pool.Return(c);
+
+        Assert.That(seen.Where(a => a.OperationName == "Execute"), Is.Not.Empty);
+        Assert.That(seen.Where(a => a.Recorded), Is.Empty);
     }
 
     [Test]
