@@ -129,7 +129,8 @@ public sealed class KeepAliveOptions
     /// How session state that one caller leaves on a connection (autocommit, an open transaction, the
     /// current database, user variables, named locks, temporary tables, session variables) is kept
     /// from the next caller. <see cref="SessionResetPolicy.Auto"/> (the default) resets only a
-    /// connection whose session the server reports changed, at no cost on a clean return.
+    /// connection whose session may have changed (see the policy for what each driver can see), at no
+    /// round trip on a clean return.
     /// </summary>
     public SessionResetPolicy SessionReset { get; set; } = SessionResetPolicy.Auto;
 

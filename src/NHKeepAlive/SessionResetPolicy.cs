@@ -4,8 +4,10 @@ namespace NHKeepAlive;
 public enum SessionResetPolicy
 {
     /// <summary>
-    /// Reset a returned connection only when its session changed: the server's status flags and
-    /// session-state tracking, sent with every reply at no cost, tell. A clean return costs nothing.
+    /// Reset a returned connection only when its session may have changed. On MySql.Data the server's
+    /// status flags and session-state tracking, sent with the last reply, tell (named locks, and a change
+    /// followed by other statements outside NHibernate, go unseen); on MySqlConnector the pool watches each
+    /// statement through MySqlConnector's tracing. A clean return costs no round trip.
     /// </summary>
     Auto = 0,
 
