@@ -143,15 +143,25 @@ public class WirePingTests
     }
 
     /// <summary>Answers every COM_PING on the server's end with an OK until the socket closes.</summary>
-    private static void Serve(LoopbackPair pair)
+    private static void Serve(LoopbackPair pair) => OnServer(pair, new byte[5], request => true, s_ok);
+
+    /// <summary>Reads the request on the server's end and writes <paramref name="reply"/>; returns the request (filled when the ping has sent it).</summary>
+    private static byte[] Answer(LoopbackPair pair, byte[] reply)
+    {
+        var request = new byte[5];
+        OnServer(pair, request, _ => false, reply);
+        return request;
+    }
+
+    /// <summary>On a thread: reads a 5-byte request, writes <paramref name="reply"/>, and again while <paramref name="again"/> says so, until the socket closes.</summary>
+    private static void OnServer(LoopbackPair pair, byte[] request, Func<byte[], bool> again, byte[] reply)
     {
         var server = pair.Server;
         new Thread(() =>
         {
-            var request = new byte[5];
             try
             {
-                while (true)
+                do
                 {
                     var read = 0;
                     while (read < request.Length)
@@ -162,35 +172,14 @@ public class WirePingTests
                         read += n;
                     }
 
-                    server.Send(s_ok);
+                    server.Send(reply);
                 }
+                while (again(request));
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
                 // The test is over.
             }
         }) { IsBackground = true }.Start();
-    }
-
-    /// <summary>Reads the request on the server's end and writes <paramref name="reply"/>; returns the request (filled when the ping has sent it).</summary>
-    private static byte[] Answer(LoopbackPair pair, byte[] reply)
-    {
-        var request = new byte[5];
-        var server = pair.Server;
-        var thread = new Thread(() =>
-        {
-            var read = 0;
-            while (read < request.Length)
-            {
-                var n = server.Receive(request, read, request.Length - read, SocketFlags.None);
-                if (n == 0)
-                    return;
-                read += n;
-            }
-
-            server.Send(reply);
-        }) { IsBackground = true };
-        thread.Start();
-        return request;
     }
 }
