@@ -166,7 +166,7 @@ public sealed partial class KeepAlivePool
     private void Opened(PooledConnection pooled, int generation)
     {
         var connection = pooled.Connection;
-        var socket = _driver.FindSocket(connection);
+        var (socket, plain) = _driver.FindSocket(connection);
         if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
             PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
         if (_options.SessionReset != SessionResetPolicy.Never)
@@ -177,7 +177,7 @@ public sealed partial class KeepAlivePool
         }
 
         var now = Now;
-        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, socket is not null && _wirePing && _driver.IsPlainProtocol(connection), connection.Database);
+        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, plain && _wirePing, connection.Database);
         pooled.HostGeneration = pooled.Host.Generation;
     }
 

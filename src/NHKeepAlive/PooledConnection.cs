@@ -99,9 +99,6 @@ internal sealed class PooledConnection
         LastUsed = now;
     }
 
-    /// <summary>Pings it on the wire, blocking this thread for at most <paramref name="timeout"/>; only when <see cref="WirePingable"/> and nobody else holds it.</summary>
-    public WirePingResult PingOnWire(TimeSpan timeout) => WirePing.Ping(Socket!, timeout);
-
     /// <summary>
     /// Looks at the socket without a round trip and without consuming anything. An idle connection's
     /// socket must have nothing to read: readable means the far end closed it (FIN or RST: KILL,

@@ -108,11 +108,13 @@ internal abstract class DriverAdapter
         return value is null or DBNull ? null : TimeSpan.FromSeconds(Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    /// <summary>The TCP socket under the driver's connection (under TLS too), found once when it opens; null for a unix socket or named pipe, or a driver version whose insides are unknown.</summary>
-    public virtual System.Net.Sockets.Socket? FindSocket(DbConnection connection) => SocketAborter.FindSocket(connection);
-
-    /// <summary>Whether the connection speaks the plain protocol on its socket (no TLS, no compression), so that the pool may ping it on the wire itself (<see cref="WirePing"/>).</summary>
-    public virtual bool IsPlainProtocol(DbConnection connection) => SocketAborter.IsPlain(connection);
+    /// <summary>
+    /// The TCP socket under the driver's connection (under TLS too), found once when it opens (null for a
+    /// unix socket or named pipe, or a driver version whose insides are unknown), and whether the protocol
+    /// on it is plain, with no TLS and no compression, so that the pool may ping it on the wire itself
+    /// (<see cref="WirePing"/>).
+    /// </summary>
+    public virtual (System.Net.Sockets.Socket? Socket, bool Plain) FindSocket(DbConnection connection) => SocketAborter.Inspect(connection);
 
     /// <summary>Closes the connection's socket under the driver, so that a read blocked on it fails now.</summary>
     public virtual bool Abort(DbConnection connection) => SocketAborter.Abort(connection);

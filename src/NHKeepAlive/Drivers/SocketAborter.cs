@@ -50,20 +50,23 @@ internal static class SocketAborter
     }
 
     /// <summary>
-    /// Whether the connection speaks the plain protocol on its socket: no TLS stream and no compression
-    /// anywhere in the driver's objects (what <see cref="WirePing"/> needs to write to the socket itself).
+    /// In one walk: the TCP socket under the connection, and whether the connection speaks the plain
+    /// protocol on it, with no TLS stream and no compression anywhere in the driver's objects (what
+    /// <see cref="WirePing"/> needs to write to the socket itself).
     /// </summary>
-    internal static bool IsPlain(object root)
+    internal static (Socket? Socket, bool Plain) Inspect(object root)
     {
+        Socket? socket = null;
         var plain = true;
         Walk(root, value =>
         {
+            socket ??= value as Socket;
             var name = value.GetType().Name.ToUpperInvariant();
             if (value is AuthenticatedStream || Array.Exists(s_transformingTypes, name.Contains))
                 plain = false;
-            return plain;
+            return plain || socket is null;
         });
-        return plain;
+        return (socket, plain);
     }
 
     /// <summary>Visits the driver's own objects and the streams and sockets they hold, breadth first, until <paramref name="visit"/> says stop.</summary>

@@ -80,8 +80,8 @@ internal sealed class FakePoolFixture : IDisposable
         Driver.SetupGet(d => d.Name).Returns("Fake");
         Driver.SetupGet(d => d.Kind).Returns(MySqlDriver.MySqlData);
         Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(new PreparedConnectionString("Server=fake;Password=secret", "Server=fake", "secret", "fake"));
-        Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => Sockets.TryGetValue(c, out var socket) ? socket : null);
-        Driver.Setup(d => d.IsPlainProtocol(It.IsAny<DbConnection>())).Returns(false); // a fake connection's socket is no MySQL server
+        // Not plain: a fake connection's socket is no MySQL server.
+        Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => (Sockets.TryGetValue(c, out var socket) ? socket : null, false));
         Driver.Setup(d => d.CreateConnection(It.IsAny<string>())).Returns(() =>
         {
             var connection = new FakeConnection { Number = Interlocked.Increment(ref _opened), BeforeOpen = BeforeOpen };

@@ -88,7 +88,7 @@ public class AccountingTests
         using var pair = new LoopbackPair();
         var (client, server) = (pair.Client, pair.Server);
         using var f = new FakePoolFixture();
-        f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(client.Client);
+        f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((client.Client, false));
         var first = f.Pool.Rent();
         f.Pool.Return(first);
 
@@ -113,7 +113,7 @@ public class AccountingTests
         using var pair = new LoopbackPair();
         var (client, server) = (pair.Client, pair.Server);
         using var f = new FakePoolFixture(o => o.SocketCheck = false);
-        f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(client.Client);
+        f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((client.Client, false));
         var first = f.Pool.Rent();
         f.Pool.Return(first);
 

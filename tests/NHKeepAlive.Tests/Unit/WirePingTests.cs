@@ -118,8 +118,7 @@ public class WirePingTests
                 o.ValidationTimeout = TimeSpan.FromMilliseconds(300);
                 o.MaxPoolSize = 4;
             });
-            f.Driver.Setup(d => d.IsPlainProtocol(It.IsAny<DbConnection>())).Returns(true);
-            f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(() => unclaimed.TryDequeue(out var pair) ? pair.Client.Client : null);
+            f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns(() => (unclaimed.TryDequeue(out var pair) ? pair.Client.Client : null, true));
             foreach (var pair in pairs.Skip(1))
                 Serve(pair);
             var connections = f.RentMany(4);
