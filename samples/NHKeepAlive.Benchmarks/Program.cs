@@ -426,7 +426,6 @@ internal static class Throughput
 internal static class PollCost
 {
     private const int Polls = 1_000_000;
-    private const BindingFlags Fields = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
 
     public static string Measure(Server server, MySqlDriver driver)
     {
@@ -434,7 +433,7 @@ internal static class PollCost
         var connection = pool.Rent();
         try
         {
-            var socket = FindSocket(connection);
+            var socket = NHKeepAlive.Drivers.SocketAborter.FindSocket(connection); // the walk the pool itself makes
             if (socket is null)
                 return "no socket found under the connection | — | —";
             var readable = false;
@@ -455,40 +454,6 @@ internal static class PollCost
         {
             pool.Return(connection);
         }
-    }
-
-    /// <summary>The TCP socket under a driver's connection, found as src/NHKeepAlive/Drivers/SocketAborter.cs finds it.</summary>
-    private static Socket? FindSocket(object root)
-    {
-        var driverAssembly = root.GetType().Assembly;
-        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
-        var queue = new Queue<(object Value, int Depth)>();
-        queue.Enqueue((root, 0));
-        while (queue.Count > 0)
-        {
-            var (value, depth) = queue.Dequeue();
-            if (!seen.Add(value))
-                continue;
-            if (value is Socket socket)
-                return socket;
-            if (depth >= 6)
-                continue;
-            for (var type = value.GetType(); type is not null && type != typeof(object); type = type.BaseType)
-            {
-                foreach (var field in type.GetFields(Fields))
-                {
-                    if (field.FieldType.IsValueType || field.FieldType == typeof(string) || field.FieldType.IsArray)
-                        continue;
-                    var child = field.GetValue(value);
-                    if (child is null)
-                        continue;
-                    if (child is Socket or Stream or TcpClient || child.GetType().Assembly == driverAssembly)
-                        queue.Enqueue((child, depth + 1));
-                }
-            }
-        }
-
-        return null;
     }
 }
 
