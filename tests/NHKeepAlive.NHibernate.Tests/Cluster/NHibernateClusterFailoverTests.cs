@@ -47,11 +47,7 @@ public class NHibernateClusterFailoverTests(MySqlDriver driver)
         _cluster = TestCluster.Shared;
         if (_cluster.SkipReason is { } reason)
             Assert.Ignore(reason);
-        using var admin = new MySqlConnector.MySqlConnection(_cluster.NodeConnectionString(2, MySqlDriver.MySqlConnector, "Pooling=false"));
-        admin.Open();
-        using var command = admin.CreateCommand();
-        command.CommandText = $"CREATE TABLE IF NOT EXISTS {Table} (Id CHAR(32) PRIMARY KEY, Node VARCHAR(16) NOT NULL) ENGINE=InnoDB";
-        command.ExecuteNonQuery();
+        ClusterWriteRun.CreateTable(_cluster, Table);
     }
 
     [TearDown]
@@ -85,14 +81,7 @@ public class NHibernateClusterFailoverTests(MySqlDriver driver)
         Assert.That(errors.Count, Is.LessThanOrEqualTo(Workers + openOnNode1), "at most the units of work in flight plus one per connection open to node 1");
         Assert.That(firstElsewhere, Is.LessThan(TimeSpan.FromSeconds(1)), "a healthy node took the units of work within a second");
 
-        _cluster.Heal(1);
-        var healedAt = run.Elapsed;
-        run.Until(healedAt + TimeSpan.FromSeconds(3));
-        var backOnNode1 = run.FirstAckAfter(healedAt, n => n == "node1") - healedAt;
-        var errorsAfterHeal = run.ErrorsBetween(healedAt, run.Elapsed);
-        TestContext.Out.WriteLine($"{driver} {fault}: failback {backOnNode1.TotalMilliseconds:0} ms after node 1 was synced again, {errorsAfterHeal.Count} errors");
-        Assert.That(errorsAfterHeal, Is.Empty, "failback costs no error");
-        Assert.That(backOnNode1, Is.LessThan(TimeSpan.FromSeconds(2)), "within two keepalive intervals (1 s)");
+        run.HealAndAssertFailback($"{driver} {fault}");
 
         run.Stop();
         run.AssertNoAcknowledgedWriteLost();

@@ -53,6 +53,32 @@ internal abstract class ClusterWriteRun : IDisposable
         return acks.Min();
     }
 
+    /// <summary>Creates the writers' table on the cluster (through node 2) if it is not there yet.</summary>
+    public static void CreateTable(TestCluster cluster, string table)
+    {
+        using var admin = new MySqlConnector.MySqlConnection(cluster.NodeConnectionString(2, MySqlDriver.MySqlConnector, "Pooling=false"));
+        admin.Open();
+        using var command = admin.CreateCommand();
+        command.CommandText = $"CREATE TABLE IF NOT EXISTS {table} (id CHAR(32) PRIMARY KEY, node VARCHAR(16) NOT NULL) ENGINE=InnoDB";
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// Heals node 1 and checks the failback: 3 s more of writes, none of which fails, and a write
+    /// acknowledged by node 1 within 2 s (two keepalive intervals of 1 s) of node 1 being synced again.
+    /// </summary>
+    public void HealAndAssertFailback(string label)
+    {
+        Cluster.Heal(1);
+        var healedAt = Elapsed;
+        Until(healedAt + TimeSpan.FromSeconds(3));
+        var backOnNode1 = FirstAckAfter(healedAt, n => n == "node1") - healedAt;
+        var errorsAfterHeal = ErrorsBetween(healedAt, Elapsed);
+        TestContext.Out.WriteLine($"{label}: failback {backOnNode1.TotalMilliseconds:0} ms after node 1 was synced again, {errorsAfterHeal.Count} errors");
+        Assert.That(errorsAfterHeal, Is.Empty, "failback costs no error");
+        Assert.That(backOnNode1, Is.LessThan(TimeSpan.FromSeconds(2)), "within two keepalive intervals (1 s)");
+    }
+
     public void Stop()
     {
         _stop.Cancel();
