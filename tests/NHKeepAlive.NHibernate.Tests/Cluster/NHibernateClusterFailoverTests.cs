@@ -35,27 +35,10 @@ public class ClusterWrite
 [Category("Integration")]
 [Category("Cluster")]
 [NonParallelizable]
-public class NHibernateClusterFailoverTests(MySqlDriver driver)
+public class NHibernateClusterFailoverTests(MySqlDriver driver) : ClusterTest(Table)
 {
-    private const string Table = "nh_cluster_writes";
+    private const string Table = "nhCluster_writes";
     private const int Workers = 4;
-    private TestCluster _cluster = null!;
-
-    [OneTimeSetUp]
-    public void StartCluster()
-    {
-        _cluster = TestCluster.Shared;
-        if (_cluster.SkipReason is { } reason)
-            Assert.Ignore(reason);
-        ClusterWriteRun.CreateTable(_cluster, Table);
-    }
-
-    [TearDown]
-    public void RestoreCluster()
-    {
-        if (_cluster.SkipReason is null)
-            _cluster.Restore();
-    }
 
     [TestCase("reject")]
     [TestCase("readonly")]
@@ -63,16 +46,16 @@ public class NHibernateClusterFailoverTests(MySqlDriver driver)
     {
         using var factory = CreateFactory();
         var pool = PoolOf(factory);
-        using var run = new WorkRun(factory, _cluster);
+        using var run = new WorkRun(factory, Cluster);
         run.Until(TimeSpan.FromSeconds(1.5));
         Assert.That(run.AckedOn().Keys, Is.EquivalentTo(new[] { "node1" }), "node 1, first in the host list, takes the units of work");
         var openOnNode1 = pool.GetStatistics().Total;
 
         var faultAt = run.Elapsed;
         if (fault == "reject")
-            _cluster.Reject(1);
+            Cluster.Reject(1);
         else
-            _cluster.ReadOnly(1);
+            Cluster.ReadOnly(1);
         run.Until(faultAt + TimeSpan.FromSeconds(4));
 
         var errors = run.ErrorsBetween(faultAt, faultAt + TimeSpan.FromSeconds(4));
@@ -95,7 +78,7 @@ public class NHibernateClusterFailoverTests(MySqlDriver driver)
         configuration.AddMapping(Mapping());
         return configuration.UseKeepAlive(o =>
         {
-            o.ConnectionString = _cluster.ConnectionString(driver, string.Join(",", _cluster.Nodes.Select(n => n.Host)), _cluster.Nodes[0].Port);
+            o.ConnectionString = Cluster.ConnectionString(driver, string.Join(",", Cluster.Nodes.Select(n => n.Host)), Cluster.Nodes[0].Port);
             o.Driver = driver;
             o.MaxPoolSize = 8;
             o.KeepAliveInterval = TimeSpan.FromSeconds(1);

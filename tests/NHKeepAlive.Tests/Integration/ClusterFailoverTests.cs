@@ -18,43 +18,26 @@ namespace NHKeepAlive.Tests.Integration.Cluster;
 [Category("Integration")]
 [Category("Cluster")]
 [NonParallelizable]
-public class ClusterFailoverTests(MySqlDriver driver)
+public class ClusterFailoverTests(MySqlDriver driver) : ClusterTest(Table)
 {
     private const string Table = "cluster_writes";
     private const int Writers = 4;
-    private TestCluster _cluster = null!;
-
-    [OneTimeSetUp]
-    public void StartCluster()
-    {
-        _cluster = TestCluster.Shared;
-        if (_cluster.SkipReason is { } reason)
-            Assert.Ignore(reason);
-        ClusterWriteRun.CreateTable(_cluster, Table);
-    }
-
-    [TearDown]
-    public void RestoreCluster()
-    {
-        if (_cluster.SkipReason is null)
-            _cluster.Restore();
-    }
 
     [TestCase("reject")]
     [TestCase("readonly")]
     public void A_node_that_refuses_queries_or_turns_read_only_is_left_at_once_and_failed_back_to_without_errors(string fault)
     {
         using var pool = CreatePool();
-        using var run = new WriteRun(pool, _cluster);
+        using var run = new WriteRun(pool, Cluster);
         run.Until(TimeSpan.FromSeconds(1.5));
         Assert.That(run.AckedOn().Keys, Is.EquivalentTo(new[] { "node1" }), "node 1, first in the host list, takes the writes");
         var openOnNode1 = pool.GetStatistics().Total;
 
         var faultAt = run.Elapsed;
         if (fault == "reject")
-            _cluster.Reject(1);
+            Cluster.Reject(1);
         else
-            _cluster.ReadOnly(1); // SET GLOBAL read_only waits for the writes in progress
+            Cluster.ReadOnly(1); // SET GLOBAL read_only waits for the writes in progress
         var commandReturned = run.Elapsed;
         run.Until(faultAt + TimeSpan.FromSeconds(4));
 
@@ -73,17 +56,17 @@ public class ClusterFailoverTests(MySqlDriver driver)
     }
 
     [Test]
-    public void A_write_node_cut_off_from_its_cluster_costs_only_the_writes_in_flight()
+    public void A_write_node_cut_off_from_itsCluster_costs_only_the_writes_in_flight()
     {
         using var pool = CreatePool();
-        using var run = new WriteRun(pool, _cluster);
+        using var run = new WriteRun(pool, Cluster);
         run.Until(TimeSpan.FromSeconds(1.5));
         var openOnNode1 = pool.GetStatistics().Total;
 
         // Galera itself needs evs.suspect_timeout (5 s) to see the partition: the writes in flight on
         // node 1 hang until then (measured in docs/cluster.md), and only then fail with 1047/1180.
         var faultAt = run.Elapsed;
-        _cluster.Isolate(1);
+        Cluster.Isolate(1);
         var clusterWritable = run.WaitUntilNodeAcceptsWrites(2, TimeSpan.FromSeconds(20));
         run.Until(clusterWritable + TimeSpan.FromSeconds(8));
         run.Stop();
@@ -100,13 +83,13 @@ public class ClusterFailoverTests(MySqlDriver driver)
     public void A_killed_write_node_costs_only_the_writes_in_flight_and_no_open_hangs()
     {
         using var pool = CreatePool();
-        using var run = new WriteRun(pool, _cluster);
+        using var run = new WriteRun(pool, Cluster);
         run.Until(TimeSpan.FromSeconds(1.5));
         var openOnNode1 = pool.GetStatistics().Total;
 
         // Beside the pool, a bare writer on node 2 says when the cluster accepts writes again.
         var killedAt = run.Elapsed;
-        _cluster.Kill(1);
+        Cluster.Kill(1);
         var clusterWritable = run.WaitUntilNodeAcceptsWrites(2, TimeSpan.FromSeconds(20));
         run.Until(clusterWritable + TimeSpan.FromSeconds(1.5));
         run.Stop();
@@ -123,13 +106,13 @@ public class ClusterFailoverTests(MySqlDriver driver)
     [Test]
     public void Behind_one_HAProxy_endpoint_a_read_only_node_costs_errors_only_until_HAProxy_moves_and_none_after()
     {
-        using var pool = CreatePool(_cluster.HaproxyConnectionString(driver));
-        using var run = new WriteRun(pool, _cluster);
+        using var pool = CreatePool(Cluster.HaproxyConnectionString(driver));
+        using var run = new WriteRun(pool, Cluster);
         run.Until(TimeSpan.FromSeconds(1));
 
         var faultAt = run.Elapsed;
-        _cluster.ReadOnly(1);
-        Assert.That(_cluster.WaitForHaproxy(1, "DOWN", TimeSpan.FromSeconds(15)), Is.True, "HAProxy's wsrep-aware check took node 1 out");
+        Cluster.ReadOnly(1);
+        Assert.That(Cluster.WaitForHaproxy(1, "DOWN", TimeSpan.FromSeconds(15)), Is.True, "HAProxy's wsrep-aware check took node 1 out");
         var movedAt = run.Elapsed;
         run.Until(movedAt + TimeSpan.FromSeconds(3));
         run.Stop();
@@ -144,7 +127,7 @@ public class ClusterFailoverTests(MySqlDriver driver)
 
     private KeepAlivePool CreatePool(string? connectionString = null) => new(new KeepAliveOptions
     {
-        ConnectionString = connectionString ?? _cluster.ConnectionString(driver, string.Join(",", _cluster.Nodes.Select(n => n.Host)), _cluster.Nodes[0].Port),
+        ConnectionString = connectionString ?? Cluster.ConnectionString(driver, string.Join(",", Cluster.Nodes.Select(n => n.Host)), Cluster.Nodes[0].Port),
         Driver = driver,
         MaxPoolSize = 8,
         KeepAliveInterval = TimeSpan.FromSeconds(1),

@@ -18,30 +18,11 @@ namespace NHKeepAlive.Tests.Integration.Cluster;
 [Category("Integration")]
 [Category("Cluster")]
 [NonParallelizable]
-public class ClusterSmokeTests
+public class ClusterSmokeTests() : ClusterTest(Table)
 {
     private const string Table = "cluster_smoke";
     private static readonly TimeSpan MoveLimit = TimeSpan.FromSeconds(15);
-    private TestCluster _cluster = null!;
-
-    private string ThroughHaproxy => _cluster.HaproxyConnectionString(MySqlDriver.MySqlConnector, "Pooling=false");
-
-    [OneTimeSetUp]
-    public void StartCluster()
-    {
-        _cluster = TestCluster.Shared;
-        if (_cluster.SkipReason is { } reason)
-            Assert.Ignore(reason);
-        using var connection = Open(ThroughHaproxy);
-        Execute(connection, $"CREATE TABLE IF NOT EXISTS {Table} (id CHAR(32) PRIMARY KEY, node VARCHAR(16) NOT NULL) ENGINE=InnoDB");
-    }
-
-    [TearDown]
-    public void RestoreCluster()
-    {
-        if (_cluster.SkipReason is null)
-            _cluster.Restore();
-    }
+    private string ThroughHaproxy => Cluster.HaproxyConnectionString(MySqlDriver.MySqlConnector, "Pooling=false");
 
     [Test]
     public void A_write_through_HAProxy_lands_on_node_1_and_reaches_every_node()
@@ -49,9 +30,9 @@ public class ClusterSmokeTests
         var id = NewId();
         Assert.That(Write(ThroughHaproxy, id), Is.EqualTo("node1"));
 
-        foreach (var node in _cluster.Nodes)
+        foreach (var node in Cluster.Nodes)
         {
-            using var direct = Open(_cluster.NodeConnectionString(node.Number, MySqlDriver.MySqlConnector, "Pooling=false"));
+            using var direct = Open(Cluster.NodeConnectionString(node.Number, MySqlDriver.MySqlConnector, "Pooling=false"));
             Assert.That(Scalar(direct, "SELECT @@wsrep_node_name"), Is.EqualTo(node.Name));
             Execute(direct, "SET SESSION wsrep_sync_wait = 1"); // a causal read: sees every write committed anywhere before it
             Assert.That(Scalar(direct, $"SELECT node FROM {Table} WHERE id = '{id}'"), Is.EqualTo("node1"), node.Name);
@@ -64,7 +45,7 @@ public class ClusterSmokeTests
         using var held = Open(ThroughHaproxy);
         Assert.That(Scalar(held, "SELECT @@wsrep_node_name"), Is.EqualTo("node1"));
 
-        _cluster.Reject(1);
+        Cluster.Reject(1);
         var watch = Stopwatch.StartNew();
         var rejected = Assert.Throws<MySqlException>(() => Execute(held, $"INSERT INTO {Table} VALUES ('{NewId()}', 'held')"));
         Assert.That(rejected!.Number, Is.EqualTo(1047), rejected.Message);
@@ -73,7 +54,7 @@ public class ClusterSmokeTests
         Report("reject", watch.Elapsed, node, errors);
         Assert.That(node, Is.Not.EqualTo("node1"), "writes still reach the node that refuses queries");
         Assert.That(errors.Where(e => e != 0), Is.All.EqualTo(1047), "the errors before HAProxy moved writes");
-        Assert.That(_cluster.WaitForHaproxy(1, "DOWN", TimeSpan.FromSeconds(5)), Is.True, _cluster.Status());
+        Assert.That(Cluster.WaitForHaproxy(1, "DOWN", TimeSpan.FromSeconds(5)), Is.True, Cluster.Status());
 
         // on-marked-down shutdown-sessions: HAProxy cut the connection that was still open to node 1.
         Assert.Throws<MySqlException>(() => Scalar(held, "SELECT 1"));
@@ -85,7 +66,7 @@ public class ClusterSmokeTests
         using var held = Open(ThroughHaproxy);
         Assert.That(Scalar(held, "SELECT @@wsrep_node_name"), Is.EqualTo("node1"));
 
-        _cluster.ReadOnly(1);
+        Cluster.ReadOnly(1);
         var watch = Stopwatch.StartNew();
         var refused = Assert.Throws<MySqlException>(() => Execute(held, $"INSERT INTO {Table} VALUES ('{NewId()}', 'held')"));
         Assert.That(refused!.Number, Is.EqualTo(1290), refused.Message);
@@ -115,7 +96,7 @@ public class ClusterSmokeTests
             {
                 errors.Add(e.Number);
                 if (watch.Elapsed > MoveLimit)
-                    Assert.Fail($"no write was acknowledged within {MoveLimit.TotalSeconds} s (errors: {string.Join(", ", errors.Distinct())}; last: {e.Message})\n{_cluster.Status()}");
+                    Assert.Fail($"no write was acknowledged within {MoveLimit.TotalSeconds} s (errors: {string.Join(", ", errors.Distinct())}; last: {e.Message})\n{Cluster.Status()}");
                 Thread.Sleep(50);
             }
         }
