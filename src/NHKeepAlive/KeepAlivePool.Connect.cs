@@ -177,7 +177,7 @@ public sealed partial class KeepAlivePool
         }
 
         var now = Now;
-        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, plain && _wirePing, connection.Database);
+        pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, plain, connection.Database);
         pooled.HostGeneration = pooled.Host.Generation;
     }
 

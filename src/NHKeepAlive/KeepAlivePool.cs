@@ -743,23 +743,21 @@ public sealed partial class KeepAlivePool : IDisposable
     private bool PingsOnWire(PooledConnection pooled) =>
         pooled.WirePingable && _wirePing && !_hosts.IsCluster && _options.ValidationQuery is null;
 
-    /// <summary>What a ping on the wire found, as a validation's outcome.</summary>
+    /// <summary>
+    /// What a ping on the wire found, as a validation's outcome. A reply that is not a reply to COM_PING
+    /// sends the pool back to the driver's pings.
+    /// </summary>
     private PingOutcome WireOutcome(PooledConnection pooled, WirePingResult result, bool inTime)
-    {
-        NoteWirePing(pooled, result);
-        return !inTime || result == WirePingResult.Timeout ? PingOutcome.Timeout
-            : result == WirePingResult.Ok && pooled.Connection.State == ConnectionState.Open ? PingOutcome.Ok
-            : PingOutcome.Failed;
-    }
-
-    /// <summary>A reply that is not a reply to COM_PING: the pool goes back to the driver's pings.</summary>
-    private void NoteWirePing(PooledConnection pooled, WirePingResult result)
     {
         if (result == WirePingResult.Garbled && _wirePing)
         {
             _wirePing = false;
             PoolLog.WirePingGarbled(_logger, Name, pooled.Id, _driver.Name, null);
         }
+
+        return !inTime || result == WirePingResult.Timeout ? PingOutcome.Timeout
+            : result == WirePingResult.Ok && pooled.Connection.State == ConnectionState.Open ? PingOutcome.Ok
+            : PingOutcome.Failed;
     }
 
     private async ValueTask<bool> CheckNodeAsync(PooledConnection pooled, TimeSpan timeout, bool async)
