@@ -169,7 +169,7 @@ internal static class Program
         md.AppendLine(rule);
         clean.ForEach(c => md.AppendLine(Row(c)));
         md.AppendLine();
-        md.AppendLine("The dirty workload: every caller runs `SET @x=1` before its `SELECT 1`, so every connection comes back with changed session state. On MySqlConnector both policies reset every return; on MySql.Data `Auto` does not (it keeps only the last reply's status flags, and the `SET` is followed by the `SELECT`), while `Always` pays COM_CHANGE_USER on every return.");
+        md.AppendLine("The dirty workload: every caller runs `SET @x=1` before its `SELECT 1`, so every connection comes back with changed session state. Both policies reset every return (`Auto` sees the `SET`): one COM_RESET_CONNECTION on MySqlConnector, COM_CHANGE_USER (a re-authentication) on MySql.Data.");
         md.AppendLine();
         md.AppendLine(header);
         md.AppendLine(rule);

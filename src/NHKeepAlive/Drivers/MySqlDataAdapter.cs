@@ -1,5 +1,6 @@
 using System;
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
@@ -16,6 +17,8 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     private readonly object[]? _autocommitFlag;
     private readonly object[]? _stateChangedFlag;
     private readonly MethodInfo? _reset;
+    private readonly string? _interceptor;
+    private readonly ConditionalWeakTable<DbConnection, StatementWatch> _watches = new();
 
     private MySqlDataAdapter(Type connectionType, DbProviderFactory factory)
         : base("MySql.Data", connectionType, factory)
@@ -38,6 +41,52 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
 
         // Driver.Reset(): COM_CHANGE_USER, what MySql.Data's own pool runs for ConnectionReset=true.
         _reset = _driverField?.FieldType.GetMethod("Reset", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance, null, Type.EmptyTypes, null);
+        _interceptor = BindInterceptor(connectionType);
+    }
+
+    /// <summary>The interceptor that shows the pool every statement, as named in a connection string; null when it cannot be loaded.</summary>
+    internal string? Interceptor => _interceptor;
+
+    /// <summary>
+    /// Binds NHKeepAlive.MySqlData's <c>StatementInterceptor</c> (a MySql.Data command interceptor, kept in
+    /// its own assembly so that this one never loads MySql.Data's types) to <see cref="Observe"/>, once
+    /// it is known to load against the application's MySql.Data; null otherwise (say, an older MySql.Data
+    /// on .NET Framework without a binding redirect), and the pool sees the status flags alone.
+    /// </summary>
+    private string? BindInterceptor(Type connectionType)
+    {
+        const string name = "NHKeepAlive.MySqlData.StatementInterceptor, NHKeepAlive.MySqlData";
+        try
+        {
+            var type = Type.GetType(name, throwOnError: false);
+            var baseType = connectionType.Assembly.GetType("MySql.Data.MySqlClient.BaseCommandInterceptor");
+            var observer = type?.GetProperty("Observer", BindingFlags.NonPublic | BindingFlags.Static);
+            if (type is null || baseType is null || observer is null || !baseType.IsAssignableFrom(type))
+                return null;
+            observer.SetValue(null, (Action<DbConnection, string?>)Observe);
+            return name;
+        }
+        catch (Exception e) when (e is System.IO.IOException or TypeLoadException or BadImageFormatException or TargetInvocationException or MemberAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Called by the interceptor before each command of every connection it is loaded in (the pool watches only its own, from <see cref="PrepareSession"/> on).</summary>
+    private void Observe(DbConnection connection, string? sql)
+    {
+        if (_watches.TryGetValue(connection, out var watch))
+            watch.Saw(sql);
+    }
+
+    protected override void Complete(DbConnectionStringBuilder builder)
+    {
+        if (_interceptor is null)
+            return;
+        var existing = builder.TryGetValue("CommandInterceptors", out var value) ? Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) : null;
+        if (existing is { Length: > 0 } && existing.Contains(_interceptor))
+            return;
+        builder["CommandInterceptors"] = existing is { Length: > 0 } ? $"{existing}|{_interceptor}" : _interceptor;
     }
 
     public override MySqlDriver Kind => MySqlDriver.MySqlData;
@@ -55,19 +104,38 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     public override bool? IsInTransaction(DbConnection connection) => HasStatus(connection, _inTransactionFlag);
 
     /// <summary>
-    /// From the status flags of the server's last reply: autocommit off (it stays off in every reply
+    /// From every statement the connection ran (the interceptor's record, <see cref="StatementClassifier"/>),
+    /// and from the status flags of the server's last reply: autocommit off (it stays off in every reply
     /// after), or a session change by the last statement (SERVER_SESSION_STATE_CHANGED, which
-    /// <see cref="PrepareSession"/> turns on). The driver keeps only the last reply's flags: a change
-    /// followed by other statements, and named locks (never tracked by the server), are not seen.
+    /// <see cref="PrepareSession"/> turns on). Without the interceptor the driver's flags are all there is:
+    /// they last one reply, so a change followed by other statements, and named locks (never tracked by
+    /// the server), go unseen.
     /// </summary>
     public override bool? SessionMayHaveChanged(DbConnection connection)
     {
+        var seen = _watches.TryGetValue(connection, out var watch) && watch.TakeChanged();
         var autocommit = HasStatus(connection, _autocommitFlag);
         var changed = HasStatus(connection, _stateChangedFlag);
-        return autocommit is null || changed is null ? null : autocommit == false || changed == true;
+        if (seen || autocommit == false || changed == true)
+            return true;
+        return watch is null && (autocommit is null || changed is null) ? null : false;
     }
 
     public override SessionSetup? PrepareSession(DbConnection connection)
+    {
+        ForgetSession(connection);
+        var setup = PrepareTracking(connection);
+        if (_interceptor is null)
+            return setup;
+
+        // From here on (the pool's own setup statements behind it), every statement is judged.
+        _watches.Add(connection, new StatementWatch());
+        return setup with { ChangesReported = true };
+    }
+
+    public override void ForgetSession(DbConnection connection) => _watches.Remove(connection);
+
+    private static SessionSetup PrepareTracking(DbConnection connection)
     {
         string text;
         try
@@ -117,6 +185,9 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
             command.ExecuteNonQuery();
         }
 
+        // The restore's own SET is no caller's change.
+        if (_watches.TryGetValue(connection, out var watch))
+            watch.Clear();
         return true;
     }
 

@@ -43,6 +43,7 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
             builder.ConnectionString = connectionString;
             builder["Pooling"] = false;
             builder["Persist Security Info"] = false;
+            Complete(builder);
 
             // Some options are refused only when a connection takes the string (MySql.Data's Pipe= on Linux).
             using var probe = CreateConnection(builder.ConnectionString);
@@ -67,6 +68,11 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         builder.Remove("Password");
         var name = hosts.Count == 1 ? $"{hosts[0].Name}/{database}" : $"{string.Join(",", hosts.Select(h => h.Name))}/{database}";
         return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, name, hosts);
+    }
+
+    /// <summary>Adds what this driver's connections need from the pool to a connection string the pool will open.</summary>
+    protected virtual void Complete(DbConnectionStringBuilder builder)
+    {
     }
 
     /// <summary>

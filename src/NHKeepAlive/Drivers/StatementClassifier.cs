@@ -29,11 +29,20 @@ internal static class StatementClassifier
         "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "LAST_INSERT_ID",
     };
 
-    /// <summary>Whether <paramref name="sql"/> certainly leaves the session unchanged.</summary>
-    public static bool LeavesSessionClean(string? sql)
+    /// <summary>Whether <paramref name="sql"/> certainly leaves the session unchanged (a transaction statement counts as a change).</summary>
+    public static bool LeavesSessionClean(string? sql) => Classify(sql) == StatementEffects.None;
+
+    /// <summary>
+    /// What <paramref name="sql"/> may leave behind: nothing, a transaction (BEGIN, START TRANSACTION,
+    /// COMMIT, ROLLBACK, SAVEPOINT, RELEASE SAVEPOINT: what a driver that reads the server's status
+    /// flags sees at the return), a characteristic for the next transaction (<c>SET TRANSACTION</c>
+    /// not followed by the transaction it is for), or a session change (everything not known clean).
+    /// </summary>
+    public static StatementEffects Classify(string? sql)
     {
         if (sql is null)
-            return false;
+            return StatementEffects.Session;
+        var effects = StatementEffects.None;
         var first = true;
         var statements = 0;
         string? previousWord = null;
@@ -56,22 +65,22 @@ internal static class StatementClassifier
             if (c == '/' && At(sql, i, "/*"))
             {
                 if (At(sql, i, "/*!") || At(sql, i, "/*M!"))
-                    return false;
+                    return StatementEffects.Session;
                 var end = sql.IndexOf("*/", i + 2, StringComparison.Ordinal);
                 if (end < 0)
-                    return false;
+                    return StatementEffects.Session;
                 i = end + 2;
                 continue;
             }
 
             if (first && !char.IsLetter(c) && c is not ('_' or '('))
-                return false; // a statement starts with its verb
+                return StatementEffects.Session; // a statement starts with its verb
 
             if (c is '\'' or '"' or '`')
             {
                 i = SkipQuoted(sql, i);
                 if (i < 0)
-                    return false;
+                    return StatementEffects.Session;
                 previousWord = null;
                 first = false;
                 continue;
@@ -88,11 +97,11 @@ internal static class StatementClassifier
             }
 
             if (c == ':' && At(sql, i, ":="))
-                return false; // assigns a user variable
+                return StatementEffects.Session; // assigns a user variable
             if (c == '@')
             {
                 if (string.Equals(previousWord, "INTO", StringComparison.OrdinalIgnoreCase))
-                    return false; // SELECT … INTO @v
+                    return StatementEffects.Session; // SELECT … INTO @v
                 i++;
                 while (i < sql.Length && (char.IsLetterOrDigit(sql[i]) || sql[i] is '_' or '@' or '.' or '$'))
                     i++;
@@ -108,10 +117,26 @@ internal static class StatementClassifier
                     i++;
                 var word = sql.Substring(start, i - start);
                 if (first && !s_cleanVerbs.Contains(word))
-                    return false;
+                {
+                    switch (TransactionStatement(word, NextWord(sql, i)))
+                    {
+                        case StatementEffects.Session:
+                            return StatementEffects.Session;
+                        case StatementEffects.NextTransaction:
+                            effects |= StatementEffects.NextTransaction;
+                            break;
+                        case StatementEffects.BeginsTransaction:
+                            effects = (effects & ~StatementEffects.NextTransaction) | StatementEffects.BeginsTransaction | StatementEffects.Transaction;
+                            break;
+                        case var other:
+                            effects |= other;
+                            break;
+                    }
+                }
+
                 first = false;
                 if (s_sessionFunctions.Contains(word) && CallsWithArguments(sql, i))
-                    return false;
+                    return StatementEffects.Session;
                 previousWord = word;
                 continue;
             }
@@ -127,7 +152,37 @@ internal static class StatementClassifier
             i++;
         }
 
-        return !first || statements > 0; // an empty text is no statement; a trailing ';' ends one
+        return !first || statements > 0 ? effects : StatementEffects.Session; // an empty text is no statement; a trailing ';' ends one
+    }
+
+    /// <summary>The effect of a statement whose verb is <paramref name="verb"/> and next word <paramref name="next"/>, when the verb is not a clean one.</summary>
+    private static StatementEffects TransactionStatement(string verb, string? next)
+    {
+        static bool Is(string? word, string expected) => string.Equals(word, expected, StringComparison.OrdinalIgnoreCase);
+        if (Is(verb, "SET"))
+            return Is(next, "TRANSACTION") ? StatementEffects.NextTransaction : StatementEffects.Session; // not SET SESSION TRANSACTION
+        if (Is(verb, "BEGIN"))
+            return next is null || Is(next, "WORK") ? StatementEffects.BeginsTransaction : StatementEffects.Session; // not BEGIN NOT ATOMIC
+        if (Is(verb, "START"))
+            return Is(next, "TRANSACTION") ? StatementEffects.BeginsTransaction : StatementEffects.Session;
+        if (Is(verb, "COMMIT") || Is(verb, "ROLLBACK") || Is(verb, "SAVEPOINT"))
+            return StatementEffects.Transaction;
+        if (Is(verb, "RELEASE"))
+            return Is(next, "SAVEPOINT") ? StatementEffects.Transaction : StatementEffects.Session;
+        return StatementEffects.Session;
+    }
+
+    /// <summary>The word after index <paramref name="i"/> past white space, or null at the end of the statement (anything else but a word is returned as itself, which matches no keyword).</summary>
+    private static string? NextWord(string sql, int i)
+    {
+        while (i < sql.Length && char.IsWhiteSpace(sql[i]))
+            i++;
+        if (i >= sql.Length || sql[i] == ';')
+            return null;
+        var start = i;
+        while (i < sql.Length && (char.IsLetterOrDigit(sql[i]) || sql[i] == '_'))
+            i++;
+        return i == start ? sql.Substring(start, 1) : sql.Substring(start, i - start);
     }
 
     private static bool At(string sql, int i, string token) => string.CompareOrdinal(sql, i, token, 0, token.Length) == 0;
@@ -177,4 +232,24 @@ internal static class StatementClassifier
 
         return i < sql.Length && sql[i] != ')';
     }
+}
+
+/// <summary>What a statement may leave on its session (<see cref="StatementClassifier.Classify"/>).</summary>
+[Flags]
+internal enum StatementEffects
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+
+    /// <summary>A transaction begun, ended or marked (seen at the return in the server's status flags, where the driver keeps them).</summary>
+    Transaction = 1,
+
+    /// <summary>A <c>SET TRANSACTION</c> characteristic for a next transaction that the text does not begin.</summary>
+    NextTransaction = 2,
+
+    /// <summary>A transaction begun (it takes any pending <see cref="NextTransaction"/> characteristic).</summary>
+    BeginsTransaction = 4,
+
+    /// <summary>Anything else, or unknown.</summary>
+    Session = 8,
 }

@@ -47,12 +47,10 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
     public void With_the_policy_always_the_next_caller_finds_a_fresh_session(string[] a, string probe, string fresh) =>
         NextCallerFindsAFreshSession(SessionResetPolicy.Always, a, probe, fresh, then: null);
 
-    /// <summary>The default: MySqlConnector keeps no record of changes, so every return is reset; MySql.Data resets when the server's last reply reports a change.</summary>
+    /// <summary>The default: the pool sees each statement (MySqlConnector's tracing, NHKeepAlive.MySqlData's interceptor for MySql.Data) and the server's status flags where the driver keeps them.</summary>
     [TestCaseSource(nameof(Leftovers))]
-    public void With_the_default_policy_a_change_the_server_reports_never_reaches_the_next_caller(string[] a, string probe, string fresh)
+    public void With_the_default_policy_a_change_never_reaches_the_next_caller(string[] a, string probe, string fresh)
     {
-        if (Driver == MySqlDriver.MySqlData && a[0].Contains("GET_LOCK"))
-            Assert.Ignore("MySql.Data under the default policy: the server does not report named locks (session_track_state_change ignores them); use SessionReset=Always if the application takes them");
         NextCallerFindsAFreshSession(SessionResetPolicy.Auto, a, probe, fresh, then: null);
     }
 
@@ -149,7 +147,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         pool.Return(b);
     }
 
-    /// <summary>MySqlConnector: every statement is seen (its tracing), so a change is found wherever it falls in the loan, without EnsureAlive.</summary>
+    /// <summary>Every statement is seen (MySqlConnector's tracing, the interceptor on MySql.Data), so a change is found wherever it falls in the loan, without EnsureAlive.</summary>
     [TestCase("SET @secret = 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
     [TestCase("SELECT @secret := 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
     [TestCase("SELECT 'A' INTO @secret", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
@@ -158,8 +156,6 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
     [TestCase("SELECT GET_LOCK('nhk_lock', 0)", "SELECT IFNULL(IS_USED_LOCK('nhk_lock'), 0) = CONNECTION_ID()", "0")]
     public async Task A_change_followed_by_other_statements_is_seen_by_the_default_policy(string change, string probe, string fresh)
     {
-        if (Driver == MySqlDriver.MySqlData)
-            Assert.Ignore("MySql.Data keeps only the last reply's status flags: a change followed by other statements is seen only when each command goes through EnsureAlive (as with NHibernate), and named locks never; use SessionReset=Always if the application needs it");
         using var pool = PoolOfOne(SessionResetPolicy.Auto);
         var a = await pool.RentAsync();
         Scalar(a, change);
@@ -176,6 +172,30 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(b, Is.SameAs(a));
         Assert.That(Convert.ToString(Scalar(b, probe), CultureInfo.InvariantCulture), Is.EqualTo(fresh));
         pool.Return(b);
+    }
+
+    /// <summary>MySql.Data: the pool's interceptor joins the application's own (CommandInterceptors=), which keeps running.</summary>
+    [Test]
+    public void The_applications_own_command_interceptor_keeps_running_beside_the_pools()
+    {
+        if (Driver != MySqlDriver.MySqlData)
+            Assert.Ignore("command interceptors are MySql.Data's");
+        CountingInterceptor.Reset();
+        using var pool = CreatePool(o =>
+        {
+            o.MaxPoolSize = 1;
+            o.ConnectionString = TestServer.ConnectionString(Driver, extra: $"Allow User Variables=true;CommandInterceptors={typeof(CountingInterceptor).AssemblyQualifiedName}");
+        });
+        var a = pool.Rent();
+        Scalar(a, "SET @secret = 'A'");
+        Scalar(a, "SELECT 1");
+        pool.Return(a);
+
+        var b = pool.Rent();
+        Assert.That(b, Is.SameAs(a));
+        Assert.That(Convert.ToString(Scalar(b, "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)"), CultureInfo.InvariantCulture), Is.EqualTo("none"), "the pool saw the change");
+        pool.Return(b);
+        Assert.That(CountingInterceptor.Seen, Does.Contain("SET @secret = 'A'"), "the application's interceptor saw it too");
     }
 
     [TestCase(System.Data.IsolationLevel.Serializable, true)]
@@ -306,5 +326,38 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(Convert.ToString(Scalar(second, probe), CultureInfo.InvariantCulture), Is.EqualTo(fresh), "B sees a fresh session");
         Assert.That(Scalar(second, "SELECT DATABASE()"), Is.EqualTo(TestServer.Database), "on the connection string's database");
         pool.Return(second);
+    }
+}
+
+/// <summary>An application's own MySql.Data command interceptor: records what it is shown, handles nothing.</summary>
+public sealed class CountingInterceptor : MySql.Data.MySqlClient.BaseCommandInterceptor
+{
+    private static readonly System.Collections.Concurrent.ConcurrentQueue<string> s_seen = new();
+
+    public static IReadOnlyCollection<string> Seen => s_seen.ToArray();
+
+    public static void Reset()
+    {
+        while (s_seen.TryDequeue(out _))
+        {
+        }
+    }
+
+    public override bool ExecuteScalar(string sql, ref object returnValue)
+    {
+        s_seen.Enqueue(sql);
+        return false;
+    }
+
+    public override bool ExecuteNonQuery(string sql, ref int returnValue)
+    {
+        s_seen.Enqueue(sql);
+        return false;
+    }
+
+    public override bool ExecuteReader(string sql, System.Data.CommandBehavior behavior, ref MySql.Data.MySqlClient.MySqlDataReader returnValue)
+    {
+        s_seen.Enqueue(sql);
+        return false;
     }
 }

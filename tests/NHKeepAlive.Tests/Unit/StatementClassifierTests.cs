@@ -3,7 +3,7 @@ using NUnit.Framework;
 
 namespace NHKeepAlive.Tests.Unit;
 
-/// <summary>What the pool takes, from a statement's text, as leaving the session clean (MySqlConnector's Auto policy).</summary>
+/// <summary>What the pool takes, from a statement's text, as leaving the session clean (the Auto policy), and what a MySql.Data connection's record keeps of it.</summary>
 [TestFixture]
 public class StatementClassifierTests
 {
@@ -50,4 +50,54 @@ public class StatementClassifierTests
     [TestCase("   ")]
     [TestCase(null)]
     public void A_change_or_unknown(string? sql) => Assert.That(StatementClassifier.LeavesSessionClean(sql), Is.False);
+
+    [TestCase("SELECT 1", (int)(StatementEffects.None))]
+    [TestCase("BEGIN", (int)(StatementEffects.Transaction | StatementEffects.BeginsTransaction))]
+    [TestCase("begin work", (int)(StatementEffects.Transaction | StatementEffects.BeginsTransaction))]
+    [TestCase("START TRANSACTION READ ONLY", (int)(StatementEffects.Transaction | StatementEffects.BeginsTransaction))]
+    [TestCase("COMMIT", (int)(StatementEffects.Transaction))]
+    [TestCase("ROLLBACK TO SAVEPOINT s", (int)(StatementEffects.Transaction))]
+    [TestCase("SAVEPOINT s", (int)(StatementEffects.Transaction))]
+    [TestCase("RELEASE SAVEPOINT s", (int)(StatementEffects.Transaction))]
+    [TestCase("SET  TRANSACTION ISOLATION LEVEL SERIALIZABLE", (int)(StatementEffects.NextTransaction))]
+    [TestCase("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; START TRANSACTION", (int)(StatementEffects.Transaction | StatementEffects.BeginsTransaction))]
+    [TestCase("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", (int)(StatementEffects.Session))]
+    [TestCase("BEGIN NOT ATOMIC SET @x = 1; END", (int)(StatementEffects.Session))]
+    [TestCase("START SLAVE", (int)(StatementEffects.Session))]
+    [TestCase("RELEASE_LOCK('k')", (int)(StatementEffects.Session))]
+    [TestCase("XA START 'x'", (int)(StatementEffects.Session))]
+    [TestCase("BEGIN; SET @x = 1", (int)(StatementEffects.Session))]
+    public void Effects(string sql, int expected) => Assert.That(StatementClassifier.Classify(sql), Is.EqualTo((StatementEffects)expected)); // int: the enum is internal
+
+    /// <summary>MySql.Data's BeginTransaction(level) sends SET TRANSACTION ISOLATION LEVEL, then BEGIN: the transaction takes the level, the session keeps its own.</summary>
+    [Test]
+    public void A_transaction_characteristic_taken_by_the_transaction_leaves_the_session_clean()
+    {
+        var watch = new StatementWatch();
+        foreach (var sql in new[] { "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "BEGIN", "INSERT INTO t VALUES (1)", "COMMIT" })
+            watch.Saw(sql);
+        Assert.That(watch.TakeChanged(), Is.False);
+    }
+
+    [Test]
+    public void A_transaction_characteristic_left_for_the_next_caller_is_a_change()
+    {
+        var watch = new StatementWatch();
+        watch.Saw("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+        watch.Saw("SELECT 1");
+        Assert.That(watch.TakeChanged(), Is.True);
+        Assert.That(watch.TakeChanged(), Is.False, "taking the record clears it");
+    }
+
+    [Test]
+    public void A_change_stays_recorded_through_later_clean_statements_and_transactions()
+    {
+        var watch = new StatementWatch();
+        foreach (var sql in new[] { "SET @x = 1", "SELECT 1", "BEGIN", "COMMIT" })
+            watch.Saw(sql);
+        Assert.That(watch.TakeChanged(), Is.True);
+        watch.Saw("SET @x = 2");
+        watch.Clear();
+        Assert.That(watch.TakeChanged(), Is.False, "cleared after a reset");
+    }
 }
