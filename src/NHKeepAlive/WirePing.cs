@@ -33,6 +33,10 @@ internal static class WirePing
     /// <summary>An OK packet is 7 bytes with nothing to say; MariaDB may append session-state information.</summary>
     private const int MaxReply = 1024;
 
+    /// <summary>The reply's buffer, one per thread (the housekeeping thread, a synchronous checkout): a ping allocates nothing.</summary>
+    [ThreadStatic]
+    private static byte[]? t_buffer;
+
     public static WirePingResult Ping(Socket socket, TimeSpan timeout)
     {
         var deadline = DeadlineAfter(timeout);
@@ -60,7 +64,7 @@ internal static class WirePing
     {
         // Usually one poll and one read: the whole reply in one go. Anything after the reply is bytes
         // nobody asked for on an idle connection, which fails it like the socket check does.
-        var buffer = new byte[MaxReply + 4];
+        var buffer = t_buffer ??= new byte[MaxReply + 4];
         var read = 0;
         try
         {
