@@ -714,6 +714,12 @@ public sealed partial class KeepAlivePool : IDisposable
             return WireOutcome(pooled, result, _watchdog.Finish(wireWatch));
         }
 
+        // The pool's own query is no caller's change: what the loan changed before it is kept, what it
+        // records itself is dropped.
+        var ownQuery = _options.SessionReset == SessionResetPolicy.Auto && (_hosts.IsCluster || _options.ValidationQuery is not null);
+        if (ownQuery && _driver.SessionMayHaveChanged(pooled.Connection) == true)
+            pooled.SessionChanged = true;
+
         bool alive;
         var watch = _watchdog.Start(pooled, timeout);
         var inTime = false;
@@ -730,6 +736,8 @@ public sealed partial class KeepAlivePool : IDisposable
         finally
         {
             inTime = _watchdog.Finish(watch);
+            if (ownQuery)
+                _ = _driver.SessionMayHaveChanged(pooled.Connection);
         }
 
         if (!inTime)

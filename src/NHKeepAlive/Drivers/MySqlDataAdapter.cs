@@ -17,7 +17,8 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     private readonly object[]? _autocommitFlag;
     private readonly object[]? _stateChangedFlag;
     private readonly MethodInfo? _reset;
-    private readonly string? _interceptor;
+    private volatile string? _interceptor;
+    private readonly ConstructorInfo? _loadInterceptors;
     private readonly ConditionalWeakTable<DbConnection, StatementWatch> _watches = new();
 
     private MySqlDataAdapter(Type connectionType, DbProviderFactory factory)
@@ -42,6 +43,10 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         // Driver.Reset(): COM_CHANGE_USER, what MySql.Data's own pool runs for ConnectionReset=true.
         _reset = _driverField?.FieldType.GetMethod("Reset", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance, null, Type.EmptyTypes, null);
         _interceptor = BindInterceptor(connectionType);
+
+        // MySql.Data's own loader (CommandInterceptor(MySqlConnection), internal): what each Open runs.
+        _loadInterceptors = connectionType.Assembly.GetType("MySql.Data.MySqlClient.CommandInterceptor")
+            ?.GetConstructor(BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance, null, [connectionType], null);
     }
 
     /// <summary>The interceptor that shows the pool every statement, as named in a connection string; null when it cannot be loaded.</summary>
@@ -75,18 +80,55 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     /// <summary>Called by the interceptor before each command of every connection it is loaded in (the pool watches only its own, from <see cref="PrepareSession"/> on).</summary>
     private void Observe(DbConnection connection, string? sql)
     {
-        if (_watches.TryGetValue(connection, out var watch))
+        if (!_watches.TryGetValue(connection, out var watch))
+            return;
+        try
+        {
             watch.Saw(sql);
+        }
+#pragma warning disable CA1031 // Inside the application's command: nothing may escape, and a statement not judged is a change.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            watch.Saw(null);
+        }
     }
 
     protected override void Complete(DbConnectionStringBuilder builder)
     {
-        if (_interceptor is null)
+        if (_interceptor is not { } interceptor)
             return;
         var existing = builder.TryGetValue("CommandInterceptors", out var value) ? Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) : null;
-        if (existing is { Length: > 0 } && existing.Contains(_interceptor))
+        if (existing is { Length: > 0 } && existing.Contains(interceptor))
             return;
-        builder["CommandInterceptors"] = existing is { Length: > 0 } ? $"{existing}|{_interceptor}" : _interceptor;
+        builder["CommandInterceptors"] = existing is { Length: > 0 } ? $"{existing}|{interceptor}" : interceptor;
+        if (LoadsInterceptors(builder.ConnectionString))
+            return;
+
+        // MySql.Data could not load it from where it looks (another load context, say): every Open would
+        // fail. The pool goes on without it, with the status flags alone.
+        _interceptor = null;
+        if (existing is { Length: > 0 })
+            builder["CommandInterceptors"] = existing;
+        else
+            builder.Remove("CommandInterceptors");
+    }
+
+    /// <summary>Whether MySql.Data's own loader, run as an Open runs it, loads the interceptors <paramref name="connectionString"/> names (true when that loader is not found).</summary>
+    private bool LoadsInterceptors(string connectionString)
+    {
+        if (_loadInterceptors is null)
+            return true;
+        try
+        {
+            using var connection = CreateConnection(connectionString);
+            _loadInterceptors.Invoke([connection]);
+            return true;
+        }
+        catch (TargetInvocationException)
+        {
+            return false;
+        }
     }
 
     public override MySqlDriver Kind => MySqlDriver.MySqlData;
@@ -128,9 +170,11 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         if (_interceptor is null)
             return setup;
 
-        // From here on (the pool's own setup statements behind it), every statement is judged.
+        // From here on (the pool's own setup statements behind it), every statement is judged. Where the
+        // server reports no session changes (before MariaDB 10.2 or MySQL 5.7), every return stays reset:
+        // a change made inside a stored procedure, say, would go unseen.
         _watches.Add(connection, new StatementWatch());
-        return setup with { ChangesReported = true };
+        return setup;
     }
 
     public override void ForgetSession(DbConnection connection) => _watches.Remove(connection);

@@ -118,7 +118,7 @@ internal static class StatementClassifier
                 var word = sql.Substring(start, i - start);
                 if (first && !s_cleanVerbs.Contains(word))
                 {
-                    switch (TransactionStatement(word, NextWord(sql, i)))
+                    switch (TransactionStatement(word, NextWord(sql, i), EndsSession(sql, i)))
                     {
                         case StatementEffects.Session:
                             return StatementEffects.Session;
@@ -156,7 +156,7 @@ internal static class StatementClassifier
     }
 
     /// <summary>The effect of a statement whose verb is <paramref name="verb"/> and next word <paramref name="next"/>, when the verb is not a clean one.</summary>
-    private static StatementEffects TransactionStatement(string verb, string? next)
+    private static StatementEffects TransactionStatement(string verb, string? next, bool release)
     {
         static bool Is(string? word, string expected) => string.Equals(word, expected, StringComparison.OrdinalIgnoreCase);
         if (Is(verb, "SET"))
@@ -165,11 +165,25 @@ internal static class StatementClassifier
             return next is null || Is(next, "WORK") ? StatementEffects.BeginsTransaction : StatementEffects.Session; // not BEGIN NOT ATOMIC
         if (Is(verb, "START"))
             return Is(next, "TRANSACTION") ? StatementEffects.BeginsTransaction : StatementEffects.Session;
-        if (Is(verb, "COMMIT") || Is(verb, "ROLLBACK") || Is(verb, "SAVEPOINT"))
+        if (Is(verb, "COMMIT") || Is(verb, "ROLLBACK"))
+            return release ? StatementEffects.Session : StatementEffects.Transaction; // COMMIT RELEASE ends the session
+        if (Is(verb, "SAVEPOINT"))
             return StatementEffects.Transaction;
         if (Is(verb, "RELEASE"))
             return Is(next, "SAVEPOINT") ? StatementEffects.Transaction : StatementEffects.Session;
         return StatementEffects.Session;
+    }
+
+    /// <summary>Whether the statement from index <paramref name="i"/> to its end has the word RELEASE (COMMIT … RELEASE; NO RELEASE counts too, which costs a reset at worst).</summary>
+    private static bool EndsSession(string sql, int i)
+    {
+        var end = sql.IndexOf(';', i);
+        var rest = end < 0 ? sql.Substring(i) : sql.Substring(i, end - i);
+#if NETSTANDARD2_0 || NETFRAMEWORK
+        return rest.IndexOf("RELEASE", StringComparison.OrdinalIgnoreCase) >= 0;
+#else
+        return rest.Contains("RELEASE", StringComparison.OrdinalIgnoreCase);
+#endif
     }
 
     /// <summary>The word after index <paramref name="i"/> past white space, or null at the end of the statement (anything else but a word is returned as itself, which matches no keyword).</summary>

@@ -174,6 +174,33 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         pool.Return(b);
     }
 
+    /// <summary>The pool's own validation query, run at every checkout here, is no caller's change: clean loans stay unreset.</summary>
+    [Test]
+    public void The_pools_own_validation_query_costs_no_reset()
+    {
+        using var pool = CreatePool(o =>
+        {
+            o.MaxPoolSize = 1;
+            o.ValidationQuery = "DO 1";
+            o.ValidationBypassWindow = TimeSpan.Zero;
+        });
+        pool.Return(pool.Rent());
+        Settled(pool);
+        var before = pool.GetStatistics();
+
+        for (var i = 0; i < 5; i++)
+        {
+            var c = pool.Rent();
+            Scalar(c, "SELECT 1");
+            pool.Return(c);
+        }
+
+        Settled(pool);
+        var after = pool.GetStatistics();
+        Assert.That(after.Validations - before.Validations, Is.GreaterThanOrEqualTo(5), "each checkout ran the query");
+        Assert.That(after.SessionResets - before.SessionResets, Is.Zero);
+    }
+
     /// <summary>MySql.Data: the pool's interceptor joins the application's own (CommandInterceptors=), which keeps running.</summary>
     [Test]
     public void The_applications_own_command_interceptor_keeps_running_beside_the_pools()

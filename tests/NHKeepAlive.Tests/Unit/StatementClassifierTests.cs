@@ -67,6 +67,9 @@ public class StatementClassifierTests
     [TestCase("RELEASE_LOCK('k')", (int)(StatementEffects.Session))]
     [TestCase("XA START 'x'", (int)(StatementEffects.Session))]
     [TestCase("BEGIN; SET @x = 1", (int)(StatementEffects.Session))]
+    [TestCase("COMMIT RELEASE", (int)(StatementEffects.Session))]
+    [TestCase("rollback work release", (int)(StatementEffects.Session))]
+    [TestCase("COMMIT AND CHAIN", (int)(StatementEffects.Transaction))]
     public void Effects(string sql, int expected) => Assert.That(StatementClassifier.Classify(sql), Is.EqualTo((StatementEffects)expected)); // int: the enum is internal
 
     /// <summary>MySql.Data's BeginTransaction(level) sends SET TRANSACTION ISOLATION LEVEL, then BEGIN: the transaction takes the level, the session keeps its own.</summary>
