@@ -254,11 +254,11 @@ public sealed partial class KeepAlivePool
         {
             batch.Clear();
             onWire.Clear();
-            var slotsLeft = TakeForKeepAlive(due, ref next, batch);
+            var slotsLeft = TakeForKeepAlive(due, ref next, batch, out var wireBatch);
             var done = 0; // pings ended, each connection back or closed and its slot given back
             try
             {
-                if (batch.Count > 0 && !PingsOnWire(batch[0]))
+                if (batch.Count > 0 && !wireBatch)
                 {
 #pragma warning disable CA2012 // Synchronous: the ValueTask has completed.
                     var outcome = PingAsync(batch[0], _options.ValidationTimeout, async: false).GetAwaiter().GetResult();
@@ -322,17 +322,21 @@ public sealed partial class KeepAlivePool
     /// Takes up to <see cref="KeepAliveBatch"/> of the due connections still idle out of the idle list for
     /// their ping, each with a slot (a connection out for its ping still counts against MaxPoolSize). Only
     /// pings on the wire share a batch: a driver's ping holds its connection (with a blackholed path, for
-    /// the validation timeout) while the rest of its batch would wait out of the idle list. False when no
-    /// slot was free: every connection is busy, and nothing idles long enough to need a ping.
+    /// the validation timeout) while the rest of its batch would wait out of the idle list. Whether the
+    /// batch goes on the wire (<paramref name="wireBatch"/>) is decided once, with its first connection: the
+    /// wire pings can be switched off meanwhile (<see cref="WireOutcome"/>). False when no slot was free:
+    /// every connection is busy, and nothing idles long enough to need a ping.
     /// </summary>
-    private bool TakeForKeepAlive(List<PooledConnection> due, ref int next, List<PooledConnection> batch)
+    private bool TakeForKeepAlive(List<PooledConnection> due, ref int next, List<PooledConnection> batch, out bool wireBatch)
     {
+        wireBatch = false;
         while (next < due.Count && batch.Count < KeepAliveBatch)
         {
             if (IsDisposed || !_slots.Wait(0))
                 return false;
             var pooled = due[next];
-            if (batch.Count > 0 && !(PingsOnWire(pooled) && PingsOnWire(batch[0])))
+            var wire = PingsOnWire(pooled);
+            if (batch.Count > 0 && !(wireBatch && wire))
             {
                 _slots.Release(); // Its own batch, the next one.
                 return true;
@@ -346,6 +350,7 @@ public sealed partial class KeepAlivePool
                     _idle.Remove(pooled);
                     Move(pooled, PooledConnectionState.Checking);
                     batch.Add(pooled);
+                    wireBatch = wire;
                     continue;
                 }
             }

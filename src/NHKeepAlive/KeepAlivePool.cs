@@ -714,11 +714,11 @@ public sealed partial class KeepAlivePool : IDisposable
             return WireOutcome(pooled, result, _watchdog.Finish(wireWatch));
         }
 
-        // The pool's own query is no caller's change: what the loan changed before it is kept, what it
-        // records itself is dropped.
-        var ownQuery = _options.SessionReset == SessionResetPolicy.Auto && (_hosts.IsCluster || _options.ValidationQuery is not null);
-        if (ownQuery && _driver.SessionMayHaveChanged(pooled.Connection) == true)
-            pooled.SessionChanged = true;
+        // The validation query is the pool's own, no caller's change: what it leaves in the driver's record
+        // is dropped after it. What the loan changed before is no longer there to lose: an idle connection's
+        // record was taken at its return, a held one's by EnsureAlive just before. (The node check's
+        // SELECTs leave nothing.)
+        var ownQuery = _options.SessionReset == SessionResetPolicy.Auto && !_hosts.IsCluster && _options.ValidationQuery is not null;
 
         bool alive;
         var watch = _watchdog.Start(pooled, timeout);

@@ -4,10 +4,9 @@ namespace NHKeepAlive;
 public enum SessionResetPolicy
 {
     /// <summary>
-    /// Reset a returned connection only when its session may have changed. On MySql.Data the server's
-    /// status flags and session-state tracking, sent with the last reply, tell (named locks, and a change
-    /// followed by other statements outside NHibernate, go unseen); on MySqlConnector the pool watches each
-    /// statement through MySqlConnector's tracing. A clean return costs no round trip.
+    /// Reset a returned connection only when its session may have changed: the pool watches each statement
+    /// (MySqlConnector's tracing; on MySql.Data, a command interceptor, with the server's status flags for
+    /// transactions). A clean return costs no round trip.
     /// </summary>
     Auto = 0,
 

@@ -97,12 +97,7 @@ internal static class WirePing
                     continue;
                 if (read > 4 + length)
                     return WirePingResult.Failed; // more than the reply
-                return buffer[4] switch
-                {
-                    0x00 => length >= 7 ? WirePingResult.Ok : WirePingResult.Garbled,
-                    0xFF => WirePingResult.Failed, // an error packet: the server is shutting the session down
-                    _ => WirePingResult.Garbled,
-                };
+                return buffer[4] == 0x00 && length >= 7 ? WirePingResult.Ok : WirePingResult.Garbled; // an error packet returned above
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)

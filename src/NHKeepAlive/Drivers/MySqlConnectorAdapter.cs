@@ -149,11 +149,7 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         _resetConnection(connection, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 #pragma warning restore CA2012
         if (restore is not null)
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = restore;
-            command.ExecuteNonQuery();
-        }
+            Execute(connection, restore);
 
         return true;
     }

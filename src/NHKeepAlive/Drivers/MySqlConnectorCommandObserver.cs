@@ -89,8 +89,8 @@ internal sealed class MySqlConnectorCommandObserver
         }
     }
 
-    // The callbacks run inside the application's commands: nothing may escape them, and a failure to
-    // judge a statement counts as a change (a needless reset at worst).
+    // The callbacks run inside the application's commands: nothing may escape them (a statement the
+    // classifier fails to judge is a change; see StatementClassifier.Classify).
     private void OnStarted(Activity activity)
     {
         if (ConnectionId(activity) is not { } id)
@@ -117,18 +117,8 @@ internal sealed class MySqlConnectorCommandObserver
     {
         if (ConnectionId(activity) is not { } id)
             return;
-        bool changed;
-        try
-        {
-            changed = activity.OperationName == "Execute"
-                && !StatementClassifier.LeavesSessionClean((activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement")) as string);
-        }
-#pragma warning disable CA1031 // See above: never into the application's command.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-            changed = true;
-        }
+        var changed = activity.OperationName == "Execute"
+            && !StatementClassifier.LeavesSessionClean((activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement")) as string);
 
         lock (_lock)
         {

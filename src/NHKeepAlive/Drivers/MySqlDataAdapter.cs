@@ -80,18 +80,8 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     /// <summary>Called by the interceptor before each command of every connection it is loaded in (the pool watches only its own, from <see cref="PrepareSession"/> on).</summary>
     private void Observe(DbConnection connection, string? sql)
     {
-        if (!_watches.TryGetValue(connection, out var watch))
-            return;
-        try
-        {
+        if (_watches.TryGetValue(connection, out var watch))
             watch.Saw(sql);
-        }
-#pragma warning disable CA1031 // Inside the application's command: nothing may escape, and a statement not judged is a change.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-            watch.Saw(null);
-        }
     }
 
     protected override void Complete(DbConnectionStringBuilder builder)
@@ -155,12 +145,14 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     /// </summary>
     public override bool? SessionMayHaveChanged(DbConnection connection)
     {
-        var seen = _watches.TryGetValue(connection, out var watch) && watch.TakeChanged();
+        var watched = _watches.TryGetValue(connection, out var watch);
+        if (watched && watch!.TakeChanged())
+            return true; // the flags, which reading leaves as they are, can add nothing
         var autocommit = HasStatus(connection, _autocommitFlag);
         var changed = HasStatus(connection, _stateChangedFlag);
-        if (seen || autocommit == false || changed == true)
+        if (autocommit == false || changed == true)
             return true;
-        return watch is null && (autocommit is null || changed is null) ? null : false;
+        return !watched && (autocommit is null || changed is null) ? null : false;
     }
 
     public override SessionSetup? PrepareSession(DbConnection connection)
@@ -223,11 +215,7 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         }
 
         if (restore is not null)
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = restore;
-            command.ExecuteNonQuery();
-        }
+            Execute(connection, restore);
 
         // The restore's own SET is no caller's change.
         if (_watches.TryGetValue(connection, out var watch))

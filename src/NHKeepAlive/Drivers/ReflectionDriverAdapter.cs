@@ -206,10 +206,13 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         }
     }
 
-    protected static void ExecuteRollback(DbConnection connection)
+    protected static void ExecuteRollback(DbConnection connection) => Execute(connection, "ROLLBACK");
+
+    /// <summary>Runs <paramref name="sql"/> on the connection, for nothing but its effect.</summary>
+    protected static void Execute(DbConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "ROLLBACK";
+        command.CommandText = sql;
         command.ExecuteNonQuery();
     }
 

@@ -40,6 +40,21 @@ internal static class StatementClassifier
     /// </summary>
     public static StatementEffects Classify(string? sql)
     {
+        // Called inside the application's commands: nothing may escape, and a statement it failed to judge is a change.
+        try
+        {
+            return Scan(sql);
+        }
+#pragma warning disable CA1031 // See above.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return StatementEffects.Session;
+        }
+    }
+
+    private static StatementEffects Scan(string? sql)
+    {
         if (sql is null)
             return StatementEffects.Session;
         var effects = StatementEffects.None;
