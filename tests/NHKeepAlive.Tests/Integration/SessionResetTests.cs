@@ -225,6 +225,36 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(CountingInterceptor.Seen, Does.Contain("SET @secret = 'A'"), "the application's interceptor saw it too");
     }
 
+    /// <summary>A change made through the async API, inside a transaction that commits, is seen like any other.</summary>
+    [Test]
+    public async Task A_change_made_through_the_async_API_inside_a_transaction_is_seen()
+    {
+        using var pool = PoolOfOne(SessionResetPolicy.Auto);
+        var a = await pool.RentAsync();
+#if NETFRAMEWORK
+        using (var tx = a.BeginTransaction()) // no async transaction API on .NET Framework
+#else
+        using (var tx = await a.BeginTransactionAsync())
+#endif
+        {
+            using var command = a.CreateCommand();
+            command.Transaction = tx;
+            command.CommandText = "SET @secret = 'A'";
+            await command.ExecuteNonQueryAsync();
+            command.CommandText = "INSERT INTO hygiene VALUES (9, 'A')";
+            await command.ExecuteNonQueryAsync();
+            tx.Commit();
+        }
+
+        pool.Return(a);
+
+        var b = await pool.RentAsync();
+        Assert.That(b, Is.SameAs(a));
+        Assert.That(Convert.ToString(Scalar(b, "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)"), CultureInfo.InvariantCulture), Is.EqualTo("none"));
+        pool.Return(b);
+        Assert.That(Admin.Count("SELECT COUNT(*) FROM hygiene WHERE id = 9"), Is.EqualTo(1), "the committed row stays");
+    }
+
     [TestCase(System.Data.IsolationLevel.Serializable, true)]
     [TestCase(System.Data.IsolationLevel.ReadCommitted, false)]
     public void A_transaction_begun_with_an_isolation_level_does_not_leave_it_to_the_next_caller(System.Data.IsolationLevel level, bool commit)
