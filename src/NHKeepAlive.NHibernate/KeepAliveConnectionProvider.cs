@@ -35,6 +35,9 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     private static readonly INHibernateLogger s_log = NHibernateLogger.For(typeof(KeepAliveConnectionProvider));
     private readonly ConcurrentDictionary<string, KeepAlivePool> _pools = new(StringComparer.Ordinal);
     private readonly NameValueCollection? _appSettings;
+
+    // Driver connections handed to a session whose driver is the application's own (see GetConnection), with their handles.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbConnection, KeepAliveConnection> _unwrapped = new();
     private KeepAliveOptions? _options;
     private KeepAliveDriverDecision? _decision;
     private KeepAlivePool? _pool;
@@ -99,19 +102,31 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     }
 
     /// <inheritdoc />
-    public override DbConnection GetConnection(string connectionString) => PoolFor(connectionString).Rent();
+    /// <remarks>
+    /// A <see cref="KeepAliveConnection"/> handle, which NHKeepAlive's drivers' commands run on. A driver of the
+    /// application's own that does not derive from them creates the driver's own commands, which accept only the
+    /// driver's connection: it gets the driver's connection, and such a connection cannot be taken back if the
+    /// application drops its session without closing it.
+    /// </remarks>
+    public override DbConnection GetConnection(string connectionString) => Hand(PoolFor(connectionString).Rent());
 
     /// <inheritdoc />
-    public override Task<DbConnection> GetConnectionAsync(string connectionString, CancellationToken cancellationToken) =>
-        PoolFor(connectionString).RentAsync(cancellationToken);
+    public override async Task<DbConnection> GetConnectionAsync(string connectionString, CancellationToken cancellationToken) =>
+        Hand(await PoolFor(connectionString).RentAsync(cancellationToken).ConfigureAwait(false));
 
     /// <inheritdoc />
     public override void CloseConnection(DbConnection conn)
     {
         if (conn is null)
             throw new ArgumentNullException(nameof(conn));
-        var owner = KeepAlivePool.OwnerOf(conn);
-        if (owner is not null && (ReferenceEquals(owner, _pool) || _pools.Values.Contains(owner)))
+        // A handle knows its pool: giving it back costs no look-up, whichever tenant's pool it came from.
+        if (_unwrapped.TryGetValue(conn, out var handle))
+        {
+            _unwrapped.Remove(conn);
+            conn = handle;
+        }
+
+        if (KeepAlivePool.OwnerOf(conn) is { } owner)
             owner.Return(conn);
         else
             base.CloseConnection(conn); // not ours: close it, as NHibernate's own provider would
@@ -128,6 +143,16 @@ public class KeepAliveConnectionProvider : ConnectionProvider
         }
 
         base.Dispose(isDisposing);
+    }
+
+    /// <summary>What the session gets: the handle, or (for a driver of the application's own) the driver's connection under it.</summary>
+    private DbConnection Hand(DbConnection rented)
+    {
+        if (_decision is null || _decision.ProtectsHeldConnections || rented is not KeepAliveConnection handle)
+            return rented;
+        var inner = handle.InnerConnection;
+        _unwrapped.Add(inner, handle);
+        return inner;
     }
 
     private KeepAlivePool PoolFor(string connectionString)

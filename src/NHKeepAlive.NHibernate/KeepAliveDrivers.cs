@@ -19,6 +19,14 @@ namespace NHKeepAlive.NHibernate;
 public class KeepAliveMySqlDataDriver : MySqlDataDriver
 {
     /// <inheritdoc />
+    /// <remarks>The driver's command, wrapped (<see cref="KeepAliveCommand"/>) so that it runs on the session's <see cref="KeepAliveConnection"/>.</remarks>
+    public override DbCommand CreateCommand() => KeepAliveCommand.Wrap(base.CreateCommand());
+
+    /// <inheritdoc />
+    /// <remarks>The driver's own command, for the batcher (MySql.Data's batching takes only its own commands).</remarks>
+    public override DbCommand UnwrapDbCommand(DbCommand command) => command is KeepAliveCommand wrapped ? wrapped.InnerCommand : command;
+
+    /// <inheritdoc />
     public override void AdjustCommand(DbCommand command)
     {
         HeldConnectionGuard.BeforeCommand(command);
@@ -77,6 +85,14 @@ public class KeepAliveMySqlConnectorDriver : ReflectionBasedDriver
 
     /// <inheritdoc />
     protected override bool SupportsPreparingCommands => false;
+
+    /// <inheritdoc />
+    /// <remarks>The driver's command, wrapped (<see cref="KeepAliveCommand"/>) so that it runs on the session's <see cref="KeepAliveConnection"/>.</remarks>
+    public override DbCommand CreateCommand() => KeepAliveCommand.Wrap(base.CreateCommand());
+
+    /// <inheritdoc />
+    /// <remarks>The driver's own command, for the batcher (MySql.Data's batching takes only its own commands).</remarks>
+    public override DbCommand UnwrapDbCommand(DbCommand command) => command is KeepAliveCommand wrapped ? wrapped.InnerCommand : command;
 
     /// <inheritdoc />
     public override void AdjustCommand(DbCommand command)
@@ -197,15 +213,19 @@ internal static class HeldConnectionGuard
             box.Connection = connection;
     }
 
-    /// <summary>A box, so that NHibernate's async methods can write into the one their caller's flow holds.</summary>
+    /// <summary>
+    /// A box, so that NHibernate's async methods can write into the one their caller's flow holds. It holds
+    /// the connection weakly: a session the application drops must not be kept alive by the flow that used it
+    /// last, or its connection could never be taken back (see <see cref="KeepAliveConnection"/>).
+    /// </summary>
     private sealed class LastConnection(DbConnection connection)
     {
-        private DbConnection? _connection = connection;
+        private readonly WeakReference<DbConnection> _connection = new(connection);
 
         public DbConnection? Connection
         {
-            get => Volatile.Read(ref _connection);
-            set => Volatile.Write(ref _connection, value);
+            get => _connection.TryGetTarget(out var connection) ? connection : null;
+            set => _connection.SetTarget(value!);
         }
     }
 }

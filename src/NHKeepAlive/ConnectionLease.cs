@@ -16,7 +16,7 @@ public sealed class ConnectionLease : IDisposable
         Connection = connection;
     }
 
-    /// <summary>The driver's own open connection. Do not close or dispose it: dispose the lease.</summary>
+    /// <summary>The open connection (a <see cref="KeepAliveConnection"/>). Dispose the lease, or the connection, to give it back; its driver object is <see cref="KeepAliveConnection.InnerConnection"/>.</summary>
     public DbConnection Connection { get; }
 
     /// <summary>

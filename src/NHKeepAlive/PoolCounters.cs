@@ -22,6 +22,9 @@ internal sealed class PoolCounters
     private long _reopened;
     private long _timeouts;
     private long _sessionResets;
+    private long _recovered;
+    private long _startedAgain;
+    private long _refusedConnects;
 
     public long Created => Interlocked.Read(ref _created);
 
@@ -40,6 +43,12 @@ internal sealed class PoolCounters
     public long Timeouts => Interlocked.Read(ref _timeouts);
 
     public long SessionResets => Interlocked.Read(ref _sessionResets);
+
+    public long Recovered => Interlocked.Read(ref _recovered);
+
+    public long StartedAgain => Interlocked.Read(ref _startedAgain);
+
+    public long RefusedConnects => Interlocked.Read(ref _refusedConnects);
 
     public long Evicted
     {
@@ -79,4 +88,10 @@ internal sealed class PoolCounters
     public void TimeOut() => Interlocked.Increment(ref _timeouts);
 
     public void SessionReset() => Interlocked.Increment(ref _sessionResets);
+
+    public void Recover() => Interlocked.Increment(ref _recovered);
+
+    public void StartAgain() => Interlocked.Increment(ref _startedAgain);
+
+    public void RefuseConnect() => Interlocked.Increment(ref _refusedConnects);
 }

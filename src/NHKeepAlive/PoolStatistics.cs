@@ -26,6 +26,9 @@ public sealed class PoolStatistics
         Reopened = counters.Reopened;
         Timeouts = counters.Timeouts;
         SessionResets = counters.SessionResets;
+        Recovered = counters.Recovered;
+        StartedAgain = counters.StartedAgain;
+        RefusedConnects = counters.RefusedConnects;
         var evictions = new System.Collections.Generic.Dictionary<EvictionReason, long>();
 #pragma warning disable CA2263 // netstandard2.0 has no generic Enum.GetValues.
         foreach (EvictionReason reason in Enum.GetValues(typeof(EvictionReason)))
@@ -96,6 +99,15 @@ public sealed class PoolStatistics
 
     /// <summary>Returned connections whose session was reset for the next caller.</summary>
     public long SessionResets { get; }
+
+    /// <summary>Connections taken back after the application dropped their handle without giving it back (found once the garbage collector collected the handle).</summary>
+    public long Recovered { get; }
+
+    /// <summary>Transactions that met a dead connection as they began (a close that raced the checkout) and began again on a live one.</summary>
+    public long StartedAgain { get; }
+
+    /// <summary>Connects the server refused for a connection limit (1040, 1203, 1226): while it does, callers wait for a connection to come back.</summary>
+    public long RefusedConnects { get; }
 
     /// <summary>The state in one line, as error messages show it.</summary>
     /// <returns>The summary.</returns>

@@ -81,4 +81,20 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, string, string, double, Exception?> LoneHostStillUnfit =
         LoggerMessage.Define<string, string, string, double>(LogLevel.Warning, new EventId(18, "LoneHostStillUnfit"),
             "Pool {Pool}: {Host}, the only host, is still unfit ({Reason}) after {Seconds} s of checks; connections to it are handed out unchecked again, and its errors reach the callers as they are");
+
+    public static readonly Action<ILogger, string, int, double, string, Exception?> DroppedConnectionRecovered =
+        LoggerMessage.Define<string, int, double, string>(LogLevel.Warning, new EventId(20, "DroppedConnectionRecovered"),
+            "Pool {Pool}: connection {ConnectionId} was dropped by the application without being given back (its handle was garbage-collected after {HeldSeconds} s on loan); it was taken back, cleaned and reused. Dispose connections (or close NHibernate sessions) when done. It was taken at:\n{StackTrace}");
+
+    public static readonly Action<ILogger, string, int, string, Exception?> TransactionStartedAgain =
+        LoggerMessage.Define<string, int, string>(LogLevel.Debug, new EventId(21, "TransactionStartedAgain"),
+            "Pool {Pool}: connection {ConnectionId} was gone as a transaction began on it ({Disconnect}); the transaction begins again on another connection (nothing of the caller's had run on it)");
+
+    public static readonly Action<ILogger, string, string, int, int, Exception?> ServerFull =
+        LoggerMessage.Define<string, string, int, int>(LogLevel.Warning, new EventId(22, "ServerFull"),
+            "Pool {Pool}: the server refuses new connections ({ServerWords}); with {Live} open (the pool's maximum is {MaxPoolSize}), callers now wait for one to come back, and the pool tries to connect again at most every second");
+
+    public static readonly Action<ILogger, string, int, Exception?> ServerFullLifted =
+        LoggerMessage.Define<string, int>(LogLevel.Information, new EventId(23, "ServerFullLifted"),
+            "Pool {Pool}: the server accepts new connections again ({Live} open); callers no longer wait for one to come back");
 }

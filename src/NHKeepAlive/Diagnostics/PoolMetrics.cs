@@ -65,6 +65,9 @@ internal sealed class PoolMetrics : IDisposable
         }, "{ping}", "Keepalive pings of idle connections by result.");
         _meter.CreateObservableCounter("nhkeepalive.connection.reopens", () => new Measurement<long>(counters.Reopened, pool), "{connection}", "Held connections found dead and reopened in place.");
         _meter.CreateObservableCounter("nhkeepalive.connection.session_resets", () => new Measurement<long>(counters.SessionResets, pool), "{connection}", "Returned connections whose session was reset for the next caller.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.refused", () => new Measurement<long>(counters.RefusedConnects, pool), "{connection}", "Connects the server refused for a connection limit.");
+        _meter.CreateObservableCounter("nhkeepalive.transaction.started_again", () => new Measurement<long>(counters.StartedAgain, pool), "{transaction}", "Transactions that met a dead connection as they began and began again on a live one.");
+        _meter.CreateObservableCounter("nhkeepalive.connection.recovered", () => new Measurement<long>(counters.Recovered, pool), "{connection}", "Connections taken back after the application dropped their handle without giving it back.");
     }
 
     public void Created(TimeSpan elapsed) => _createTime.Record(elapsed.TotalSeconds, _poolTag);

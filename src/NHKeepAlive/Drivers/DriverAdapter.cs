@@ -49,6 +49,9 @@ internal abstract class DriverAdapter
     /// <summary>A new, closed connection.</summary>
     public abstract DbConnection CreateConnection(string connectionString);
 
+    /// <summary>A new command of the driver's, bound to no connection.</summary>
+    public virtual DbCommand CreateCommand() => CreateConnection(string.Empty).CreateCommand();
+
     /// <summary>Sends the protocol ping. True when the server answered; false (never an exception) when the connection is dead or the ping was cancelled.</summary>
     public abstract ValueTask<bool> PingAsync(DbConnection connection, bool async, CancellationToken cancellationToken);
 

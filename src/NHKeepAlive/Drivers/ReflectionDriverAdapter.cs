@@ -176,6 +176,8 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         return connection;
     }
 
+    public override DbCommand CreateCommand() => _factory.CreateCommand() ?? throw new NotSupportedException($"{Name} created no command.");
+
     public override async ValueTask<bool> PingAsync(DbConnection connection, bool async, CancellationToken cancellationToken)
     {
         try

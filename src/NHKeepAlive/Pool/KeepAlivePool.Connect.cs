@@ -86,11 +86,7 @@ public sealed partial class KeepAlivePool
     {
         var connection = _driver.CreateConnection(host.ConnectionString);
         var pooled = new PooledConnection(Interlocked.Increment(ref _nextId), connection, host, Now);
-        lock (_lock)
-        {
-            _all.Add(connection, pooled);
-            _inState[(int)PooledConnectionState.Opening]++;
-        }
+        _registry.Add(pooled);
 
         var started = _time.GetTimestamp();
         try
@@ -103,15 +99,15 @@ public sealed partial class KeepAlivePool
         catch (Exception e)
         {
             Forget(pooled);
+            if (ConnectionLimit.Classify(e) is { } words)
+                throw new ServerFullException(words, ConnectException.From(e, Name, _settings.Redact));
             throw ConnectException.From(e, Name, _settings.Redact);
         }
 
         string? unfit;
         try
         {
-            int generation;
-            lock (_lock)
-                generation = _generation;
+            var generation = Volatile.Read(ref _generation);
             if (generation != Facts.LearnedInGeneration)
                 await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
             unfit = _hosts.IsCluster || host.Suspect ? await _driver.CheckNodeAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
@@ -120,18 +116,16 @@ public sealed partial class KeepAlivePool
         }
         catch
         {
-            Close(pooled, EvictionReason.CleanupFailed, "failed right after it opened");
+            Close(pooled, Eviction.OpenFailed());
             throw;
         }
 
         if (unfit is not null)
         {
-            Close(pooled, EvictionReason.HostUnhealthy, $"opened on {host.Name}, which is unfit: {unfit}");
+            Close(pooled, Eviction.HostUnhealthy($"opened on {host.Name}, which is unfit: {unfit}"));
             throw new UnfitHostException(unfit);
         }
 
-        s_owners.Remove(connection);
-        s_owners.Add(connection, this);
         _counters.Create();
         _metrics.Created(_time.GetElapsedTime(started));
         PoolLog.ConnectionOpened(_logger, Name, pooled.Id, _driver.Name, pooled.ServerThreadId, null);
@@ -147,19 +141,8 @@ public sealed partial class KeepAlivePool
         if (!_hosts.MarkDown(host, reason, Now))
             return;
         PoolLog.HostLeft(_logger, Name, host.Name, reason, null);
-        List<PooledConnection> idle;
-        lock (_lock)
-        {
-            idle = _idle.FindAll(p => ReferenceEquals(p.Host, host));
-            foreach (var pooled in idle)
-            {
-                _idle.Remove(pooled);
-                Move(pooled, PooledConnectionState.Checking);
-            }
-        }
-
-        foreach (var pooled in idle)
-            Close(pooled, EvictionReason.HostUnhealthy, $"its host {host.Name} was left: {reason}");
+        foreach (var pooled in _registry.TakeIdle((p, _) => ReferenceEquals(p.Host, host)))
+            Close(pooled, Eviction.HostUnhealthy($"its host {host.Name} was left: {reason}"));
     }
 
     /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to reset its session.</summary>
@@ -227,10 +210,7 @@ public sealed partial class KeepAlivePool
             throw ConnectException.From(e, Name, _settings.Redact);
         }
 
-        int generation;
-        lock (_lock)
-            generation = _generation;
-        Opened(pooled, generation);
+        Opened(pooled, Volatile.Read(ref _generation));
         _counters.Reopen();
         _counters.Create();
         PoolLog.ConnectionReopened(_logger, Name, pooled.Id, why, idle.TotalSeconds, null);

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Data;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
 using NHKeepAlive.Diagnostics;
@@ -11,11 +12,57 @@ namespace NHKeepAlive;
 /// <content>Housekeeping: one thread per pool, one run at a time: retire, drop what the server closed, probe left hosts, report leaks, keep alive, refill the minimum.</content>
 public sealed partial class KeepAlivePool
 {
-    /// <summary>Asks the housekeeping thread for a run (the injected clock's timer does, and so does a MinIdle shortfall).</summary>
-    private void RequestHousekeeping()
+    private static readonly TimeSpan s_maxHousekeepingPeriod = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_minHousekeepingPeriod = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How many idle connections the keepalive takes out at once to ping on the wire (see <see cref="KeepAlive"/>).</summary>
+    private const int KeepAliveBatch = 32;
+
+    // Housekeeping: one thread per pool, so that a starved thread pool cannot stop the keepalive. On
+    // the real clock it wakes every period by itself; on an injected clock (tests) a timer wakes it.
+    private readonly Thread _housekeeper;
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly ITimer? _timer;
+    private readonly object _runLock = new();
+    private TaskCompletionSource<bool>? _nextRun;
+    private TaskCompletionSource<bool>? _currentRun;
+    private int _sweepRequested;
+
+    /// <summary>The housekeeping run requested, in progress or last finished (tests wait on it).</summary>
+    internal Task HousekeepingTask
     {
-        lock (_runLock)
-            _nextRun ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        get
+        {
+            lock (_runLock)
+                return (_nextRun ?? _currentRun)?.Task ?? Task.CompletedTask;
+        }
+    }
+
+    /// <summary>How often housekeeping runs: a quarter of the keepalive interval, at most 30 s.</summary>
+    internal TimeSpan HousekeepingPeriod
+    {
+        get
+        {
+            var period = s_maxHousekeepingPeriod;
+            if (Facts.KeepAliveInterval is { } interval)
+                period = Min(period, TimeSpan.FromTicks(interval.Ticks / 4));
+            if (_options.LeakDetectionThreshold > TimeSpan.Zero)
+                period = Min(period, TimeSpan.FromTicks(_options.LeakDetectionThreshold.Ticks / 2));
+            if (_options.IdleTimeout > TimeSpan.Zero)
+                period = Min(period, TimeSpan.FromTicks(_options.IdleTimeout.Ticks / 2));
+            return period < s_minHousekeepingPeriod ? s_minHousekeepingPeriod : period;
+        }
+    }
+
+    /// <summary>Asks the housekeeping thread to look for dropped handles now (<see cref="RecoverDropped"/>): a caller found no slot free.</summary>
+    private void RequestSweep()
+    {
+        if (Interlocked.Exchange(ref _sweepRequested, 1) == 0)
+            Wake();
+    }
+
+    private void Wake()
+    {
         try
         {
             _wake.Set();
@@ -23,6 +70,26 @@ public sealed partial class KeepAlivePool
         catch (ObjectDisposedException)
         {
         }
+    }
+
+    private void StopHousekeeping()
+    {
+        _timer?.Dispose();
+        Wake();
+    }
+
+    private void JoinHousekeeping()
+    {
+        if (Thread.CurrentThread != _housekeeper)
+            _housekeeper.Join(_options.ValidationTimeout + TimeSpan.FromSeconds(2));
+    }
+
+    /// <summary>Asks the housekeeping thread for a run (the injected clock's timer does, and so does a MinIdle shortfall).</summary>
+    private void RequestHousekeeping()
+    {
+        lock (_runLock)
+            _nextRun ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Wake();
     }
 
     /// <summary>Housekeeping threads alive in this process (tests check that none outlives its pool).</summary>
@@ -45,28 +112,47 @@ public sealed partial class KeepAlivePool
 
     private void HousekeepUntilDisposed()
     {
+        var lastRun = Stopwatch.StartNew();
         while (true)
         {
             // On the real clock the thread keeps its own time: a timer callback would wait for a
-            // thread-pool thread, and a starved pool would then stop the keepalive.
+            // thread-pool thread, and a starved pool would then stop the keepalive. A wake for a sweep
+            // alone does not reset the period.
+            bool due;
             if (_timer is null)
-                _wake.WaitOne(HousekeepingPeriod);
+            {
+                var left = HousekeepingPeriod - lastRun.Elapsed;
+                if (left > TimeSpan.Zero)
+                    _wake.WaitOne(left);
+                due = lastRun.Elapsed >= HousekeepingPeriod;
+            }
             else
+            {
                 _wake.WaitOne();
+                due = false; // The injected clock's timer asks for each run (RequestHousekeeping).
+            }
+
+            if (IsDisposed)
+            {
+                lock (_runLock)
+                    _nextRun?.TrySetResult(false);
+                return;
+            }
+
+            if (Interlocked.Exchange(ref _sweepRequested, 0) == 1)
+                SweepDropped();
 
             TaskCompletionSource<bool> run;
             lock (_runLock)
             {
+                if (!due && _nextRun is null)
+                    continue; // Woken for a sweep only.
                 run = _nextRun ?? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 _nextRun = null;
                 _currentRun = run;
             }
 
-            if (IsDisposed)
-            {
-                run.TrySetResult(false);
-                return;
-            }
+            lastRun.Restart();
 
             try
             {
@@ -104,9 +190,25 @@ public sealed partial class KeepAlivePool
         }
     }
 
-    /// <summary>One housekeeping run, on the housekeeping thread: retire, drop what the server closed, report leaks, keep alive, refill the minimum.</summary>
+    /// <summary>A sweep for dropped handles on its own (a caller found no slot free), which must not take the thread down.</summary>
+    private void SweepDropped()
+    {
+        try
+        {
+            RecoverDropped();
+        }
+#pragma warning disable CA1031 // The housekeeping thread must never die: a failed sweep is logged and the next one runs.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            PoolLog.HousekeepingFailed(_logger, Name, e);
+        }
+    }
+
+    /// <summary>One housekeeping run, on the housekeeping thread: take back dropped handles' connections, retire, drop what the server closed, report leaks, keep alive, refill the minimum.</summary>
     private void Housekeep()
     {
+        RecoverDropped();
         ProbeLeftHosts();
         RetireIdle();
         DropClosedIdle();
@@ -133,7 +235,7 @@ public sealed partial class KeepAlivePool
                     PoolLog.HostBack(_logger, Name, host.Name, null);
                 ToIdle(pooled, newest: true);
             }
-            catch (Exception e) when (e is ConnectException or UnfitHostException or DbException)
+            catch (Exception e) when (e is ConnectException or UnfitHostException or DbException or ServerFullException)
             {
                 _hosts.MarkDown(host, e is UnfitHostException ? e.Message : $"could not connect ({e.InnerException?.Message ?? e.Message})", Now);
             }
@@ -147,37 +249,23 @@ public sealed partial class KeepAlivePool
     private void RetireIdle()
     {
         var now = Now;
-        var retired = new List<(PooledConnection Connection, EvictionReason Reason, string Detail)>();
-        lock (_lock)
+        var retired = new List<(PooledConnection Connection, Eviction Eviction)>();
+
+        // Oldest first; stop taking idle-timed-out connections at the minimum.
+        var live = _registry.Count;
+        _registry.TakeIdle((pooled, taken) =>
         {
-            // Oldest first; stop taking idle-timed-out connections at the minimum.
-            for (var i = 0; i < _idle.Count; i++)
-            {
-                var pooled = _idle[i];
-                if (pooled.IsExpired(now))
-                {
-                    retired.Add((pooled, EvictionReason.MaxLifetime, LifetimeDetail(pooled, now)));
-                }
-                else if (_hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict)
-                {
-                    retired.Add((pooled, verdict.Reason, verdict.Detail));
-                }
-                else if (_options.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _options.IdleTimeout && _all.Count - retired.Count > _options.MinIdle)
-                {
-                    retired.Add((pooled, EvictionReason.IdleTimeout, $"idle for {PoolSettings.Show(now - pooled.LastUsed)}"));
-                }
-                else
-                {
-                    continue;
-                }
+            Eviction? eviction = pooled.IsExpired(now) ? Eviction.MaxLifetime(pooled, now)
+                : _hosts.Verdict(pooled.Host, pooled.HostGeneration) is { } verdict ? Eviction.FromVerdict(verdict)
+                : _options.IdleTimeout > TimeSpan.Zero && now - pooled.LastUsed >= _options.IdleTimeout && live - taken > _options.MinIdle ? Eviction.IdleTimeout(pooled, now)
+                : null;
+            if (eviction is { } e)
+                retired.Add((pooled, e));
+            return eviction is not null;
+        });
 
-                _idle.RemoveAt(i--);
-                Move(pooled, PooledConnectionState.Checking);
-            }
-        }
-
-        foreach (var (pooled, reason, detail) in retired)
-            Close(pooled, reason, detail);
+        foreach (var (pooled, eviction) in retired)
+            Close(pooled, eviction);
     }
 
     /// <summary>Closes idle connections whose socket shows the server or the network closed them: no ping needed.</summary>
@@ -185,24 +273,14 @@ public sealed partial class KeepAlivePool
     {
         if (!_options.SocketCheck)
             return;
-        List<PooledConnection> idle;
-        lock (_lock)
-            idle = [.. _idle];
-        foreach (var pooled in idle)
+        foreach (var pooled in _registry.IdleSnapshot())
         {
             if (pooled.CheckSocket() is SocketCheck.Open or SocketCheck.Unknown)
                 continue;
-            lock (_lock)
-            {
-                if (pooled.State != PooledConnectionState.Idle)
-                    continue; // A caller took it meanwhile; its checkout checks it again.
-                _idle.Remove(pooled);
-                Move(pooled, PooledConnectionState.Checking);
-            }
-
+            if (!_registry.TryTakeIdle(pooled))
+                continue; // A caller took it meanwhile; its checkout checks it again.
             var closed = CheckSocket(pooled) ?? "closed by the server or the network";
-            Close(pooled, EvictionReason.SocketClosed, $"{closed}; found by the keepalive sweep after {PoolSettings.Show(Now - pooled.LastAlive)} idle");
-            AdvanceGeneration($"connection {pooled.Id} was {closed}");
+            Close(pooled, Eviction.SocketClosed(pooled, closed, $"; found by the keepalive sweep after {PoolSettings.Show(Now - pooled.LastAlive)} idle"));
         }
     }
 
@@ -211,21 +289,13 @@ public sealed partial class KeepAlivePool
         if (_options.LeakDetectionThreshold <= TimeSpan.Zero)
             return;
         var now = Now;
-        List<PooledConnection> leaked = [];
-        lock (_lock)
+        foreach (var pooled in _registry.LeasedSnapshot())
         {
-            foreach (var pooled in _all.Values)
-            {
-                if (pooled.State == PooledConnectionState.Leased && !pooled.LeakReported && now - pooled.LeasedAt >= _options.LeakDetectionThreshold)
-                {
-                    pooled.LeakReported = true;
-                    leaked.Add(pooled);
-                }
-            }
-        }
-
-        foreach (var pooled in leaked)
+            if (pooled.LeakReported || now - pooled.LeasedAt < _options.LeakDetectionThreshold)
+                continue;
+            pooled.LeakReported = true;
             PoolLog.LeakSuspected(_logger, Name, pooled.Id, (now - pooled.LeasedAt).TotalSeconds, pooled.LeaseStack ?? "(stack not captured)", null);
+        }
     }
 
     /// <summary>
@@ -240,13 +310,8 @@ public sealed partial class KeepAlivePool
         if (Facts.KeepAliveInterval is not { } interval)
             return;
         var now = Now;
-        List<PooledConnection> due;
-        int generation;
-        lock (_lock)
-        {
-            generation = _generation;
-            due = _idle.FindAll(p => p.Generation != generation || now - p.LastAlive >= interval);
-        }
+        var generation = Volatile.Read(ref _generation);
+        var due = _registry.IdleSnapshot().FindAll(p => p.Generation != generation || now - p.LastAlive >= interval);
 
         var batch = new List<PooledConnection>(KeepAliveBatch);
         var onWire = new List<(ValidationWatchdog.Watch Watch, bool Sent, long Deadline)>(KeepAliveBatch);
@@ -305,7 +370,7 @@ public sealed partial class KeepAlivePool
         {
             if (watch is not null)
                 _watchdog.Finish(watch);
-            Close(pooled, EvictionReason.KeepAliveFailed, "its keepalive ping was interrupted by an error in the pool");
+            Close(pooled, Eviction.KeepAliveInterrupted());
         }
 #pragma warning disable CA1031 // Whatever failed, the slot must come back and the housekeeping thread go on.
         catch (Exception)
@@ -343,16 +408,11 @@ public sealed partial class KeepAlivePool
             }
 
             next++;
-            lock (_lock)
+            if (_registry.TryTakeIdle(pooled))
             {
-                if (pooled.State == PooledConnectionState.Idle)
-                {
-                    _idle.Remove(pooled);
-                    Move(pooled, PooledConnectionState.Checking);
-                    batch.Add(pooled);
-                    wireBatch = wire;
-                    continue;
-                }
+                batch.Add(pooled);
+                wireBatch = wire;
+                continue;
             }
 
             _slots.Release(); // A caller took it meanwhile: its checkout validates it.
@@ -380,22 +440,17 @@ public sealed partial class KeepAlivePool
             return;
         }
 
-        var detail = outcome == PingOutcome.Timeout
-            ? $"no answer to the keepalive ping within {PoolSettings.Show(_options.ValidationTimeout)}; the socket was aborted"
-            : $"dead on the keepalive ping after {PoolSettings.Show(now - pooled.LastAlive)} idle";
-        Close(pooled, EvictionReason.KeepAliveFailed, detail);
-        AdvanceGeneration($"connection {pooled.Id} failed its keepalive ping");
+        Close(pooled, outcome == PingOutcome.Timeout
+            ? Eviction.KeepAliveTimedOut(pooled, _options.ValidationTimeout)
+            : Eviction.KeepAliveFailed(pooled, now - pooled.LastAlive));
     }
 
     private void RefillMinIdle()
     {
         while (!IsDisposed)
         {
-            lock (_lock)
-            {
-                if (_all.Count >= _options.MinIdle)
-                    return;
-            }
+            if (_registry.Count >= _options.MinIdle)
+                return;
 
             if (!_slots.Wait(0))
                 return;
@@ -406,7 +461,7 @@ public sealed partial class KeepAlivePool
 #pragma warning restore CA2012
                 ToIdle(pooled, newest: false);
             }
-            catch (Exception e) when (e is ConnectException or DbException or TimeoutException)
+            catch (Exception e) when (e is ConnectException or DbException or TimeoutException or ServerFullException)
             {
                 PoolLog.MinIdleRefillFailed(_logger, Name, e);
                 return;

@@ -1,6 +1,7 @@
 using System;
 using System.Data.Common;
 using System.Net.Sockets;
+using System.Threading;
 
 namespace NHKeepAlive;
 
@@ -11,6 +12,10 @@ namespace NHKeepAlive;
 /// </summary>
 internal sealed class PooledConnection
 {
+    // One weak reference for the connection's whole life, pointed at each loan's handle in turn.
+    private readonly WeakReference<KeepAliveConnection> _holder = new(null!);
+    private int _heldLease = -1;
+
     public PooledConnection(int id, DbConnection connection, ServerHost host, TimeSpan now)
     {
         Id = id;
@@ -82,6 +87,24 @@ internal sealed class PooledConnection
 
     /// <summary>What restores, after a session reset, what the driver set when it opened (null: a reset keeps it).</summary>
     public string? SessionRestore { get; set; }
+
+    /// <summary>The number of its current (or last) loan; a handle holds the number of its own, so a stale handle is told apart.</summary>
+    public int LeaseId { get; set; }
+
+    /// <summary>
+    /// Whether the handle of its current loan has been collected by the garbage collector without being
+    /// given back (the application dropped it). False while the handle lives, and while a new loan's handle
+    /// is being attached.
+    /// </summary>
+    public bool HolderDropped(int leaseId) =>
+        Volatile.Read(ref _heldLease) == leaseId && !_holder.TryGetTarget(out _);
+
+    /// <summary>Records the handle of the current loan, weakly: the pool must not keep a dropped handle alive.</summary>
+    public void Hold(KeepAliveConnection handle)
+    {
+        _holder.SetTarget(handle);
+        Volatile.Write(ref _heldLease, LeaseId);
+    }
 
     public bool IsExpired(TimeSpan now) => ExpiresAt is { } expiry && now >= expiry;
 
