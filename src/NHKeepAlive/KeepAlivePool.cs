@@ -72,6 +72,7 @@ public sealed partial class KeepAlivePool : IDisposable
         _hosts = new ServerHostSet(settings.Hosts);
         _watchdog = new ValidationWatchdog(_time, AbortSocket);
         _facts = ServerFacts.Initial(_options);
+        AutoEnlist = ReadsTrue(settings.ConnectionString, "AutoEnlist", "Auto Enlist");
         _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
         _housekeeper = new Thread(HousekeepingLoop) { IsBackground = true, Name = "NHKeepAlive housekeeping" };
         if (_time != TimeProvider.System)
@@ -90,6 +91,9 @@ public sealed partial class KeepAlivePool : IDisposable
 
     /// <summary>The connection string without its password: what a closed handle shows.</summary>
     internal string PublicConnectionString => _settings.PublicConnectionString;
+
+    /// <summary>Whether a handle opened inside a TransactionScope enlists in it (the connection string's AutoEnlist, true unless it says false).</summary>
+    internal bool AutoEnlist { get; }
 
     /// <summary>How long a caller waits for a connection.</summary>
     internal TimeSpan ConnectionTimeout => _options.ConnectionTimeout;
@@ -269,4 +273,17 @@ public sealed partial class KeepAlivePool : IDisposable
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    /// <summary>A boolean keyword of a connection string (under any of its names), true when absent.</summary>
+    private static bool ReadsTrue(string connectionString, params string[] names)
+    {
+        var builder = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        foreach (var name in names)
+        {
+            if (builder.TryGetValue(name, out var value))
+                return !string.Equals(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture), "false", StringComparison.OrdinalIgnoreCase);
+        }
+
+        return true;
+    }
 }

@@ -85,10 +85,12 @@ public sealed class KeepAliveConnection : DbConnection
 
     /// <summary>Takes a connection from the pool, unless this handle already holds one.</summary>
     /// <exception cref="ObjectDisposedException">The handle was disposed or given back with <see cref="KeepAlivePool.Return"/>.</exception>
+    /// <remarks>Inside a <c>TransactionScope</c> the connection is enlisted in it, as the drivers' own connections are (unless the connection string says <c>AutoEnlist=false</c>).</remarks>
     public override void Open()
     {
         BeforeOpen();
         _pool.Attach(this);
+        EnlistInAmbient();
     }
 
     /// <inheritdoc />
@@ -96,6 +98,7 @@ public sealed class KeepAliveConnection : DbConnection
     {
         BeforeOpen();
         await _pool.AttachAsync(this, cancellationToken).ConfigureAwait(false);
+        EnlistInAmbient();
     }
 
     /// <summary>Gives the physical connection back to the pool; the handle may be opened again.</summary>
@@ -118,7 +121,22 @@ public sealed class KeepAliveConnection : DbConnection
     public override DataTable GetSchema(string collectionName, string?[] restrictionValues) => Physical.GetSchema(collectionName, restrictionValues);
 
     /// <inheritdoc />
-    public override void EnlistTransaction(System.Transactions.Transaction? transaction) => Physical.EnlistTransaction(transaction);
+    /// <remarks>
+    /// The physical connection stays with this transaction until it completes: given back earlier (as NHibernate
+    /// does when a session closes inside a <c>TransactionScope</c>), it reaches the pool only when the transaction
+    /// has committed or rolled back, and its session is reset first (what a distributed transaction leaves, such
+    /// as MySqlConnector's XA state, never reaches the next caller).
+    /// </remarks>
+    public override void EnlistTransaction(System.Transactions.Transaction? transaction)
+    {
+        var pooled = _pooled ?? throw NotOpen();
+        pooled.Connection.EnlistTransaction(transaction);
+        if (transaction is not null)
+        {
+            pooled.Enlisted = transaction;
+            pooled.SessionChanged = true;
+        }
+    }
 
     /// <inheritdoc />
     public override string ToString() => $"KeepAliveConnection (pool '{_pool.Name}', {(_pooled is { } pooled ? $"connection {pooled.Id}" : _disposed ? "disposed" : "closed")})";
@@ -191,6 +209,21 @@ public sealed class KeepAliveConnection : DbConnection
         }
 
         base.Dispose(disposing);
+    }
+
+    private void EnlistInAmbient()
+    {
+        if (!_pool.AutoEnlist || System.Transactions.Transaction.Current is not { } ambient)
+            return;
+        try
+        {
+            EnlistTransaction(ambient);
+        }
+        catch
+        {
+            Close();
+            throw;
+        }
     }
 
     private void BeforeOpen()

@@ -291,6 +291,7 @@ public sealed partial class KeepAlivePool
             pooled.LeakReported = false;
             pooled.ReportedFailure = null;
             pooled.SessionChanged = false;
+            pooled.Enlisted = null;
             handle.Attach(pooled);
             return;
         }

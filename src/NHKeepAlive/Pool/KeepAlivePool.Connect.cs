@@ -4,6 +4,7 @@ using System.Data;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
+using System.Transactions;
 using NHKeepAlive.Diagnostics;
 
 namespace NHKeepAlive;
@@ -91,6 +92,9 @@ public sealed partial class KeepAlivePool
         var started = _time.GetTimestamp();
         try
         {
+            // Opened outside any ambient transaction: the driver would enlist the physical connection in the
+            // caller's TransactionScope, unknown to the pool. A handle enlists its connection itself (KeepAliveConnection).
+            using var unenlisted = new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled);
             if (async)
                 await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
             else
@@ -201,6 +205,7 @@ public sealed partial class KeepAlivePool
             var host = _hosts.Preferred;
             connection.ConnectionString = host.ConnectionString;
             pooled.Host = host;
+            using var unenlisted = new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled);
             connection.Open();
         }
         catch (Exception e)

@@ -28,7 +28,47 @@ public sealed partial class KeepAlivePool
                 $"This connection is not out on loan from pool '{Name}': it was returned already.");
         }
 
-        TakeBack(pooled, failure);
+        if (!AwaitsTransaction(pooled, failure))
+            TakeBack(pooled, failure);
+    }
+
+    /// <summary>
+    /// Keeps a connection given back while the system transaction it is enlisted in is still going (out of the
+    /// idle list, in its slot) and takes it back once that transaction completes; false when there is none.
+    /// </summary>
+    private bool AwaitsTransaction(PooledConnection pooled, Exception? failure)
+    {
+        if (pooled.Enlisted is not { } transaction)
+            return false;
+        pooled.Enlisted = null;
+        try
+        {
+            if (transaction.TransactionInformation.Status != System.Transactions.TransactionStatus.Active)
+                return false;
+
+            // Called at once if the transaction completed meanwhile.
+            transaction.TransactionCompleted += (_, _) => TakeBackQuietly(pooled, failure);
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false; // The scope is over: the transaction completed.
+        }
+    }
+
+    /// <summary><see cref="TakeBack"/> from the thread that completes a system transaction, which must not get the pool's errors.</summary>
+    private void TakeBackQuietly(PooledConnection pooled, Exception? failure)
+    {
+        try
+        {
+            TakeBack(pooled, failure);
+        }
+#pragma warning disable CA1031 // The transaction's outcome is the application's; a failed cleanup is logged.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            PoolLog.HousekeepingFailed(_logger, Name, e);
+        }
     }
 
     /// <summary>Cleans a connection that came back (Checking) for the next caller, or closes it, and frees its slot.</summary>
