@@ -39,6 +39,7 @@ internal static class PoolAccounting
     /// <summary>The server's thread id of an open connection of either driver.</summary>
     public static long ServerThreadOf(DbConnection connection) => connection switch
     {
+        KeepAliveConnection handle => ServerThreadOf(handle.InnerConnection),
         MySql.Data.MySqlClient.MySqlConnection c => c.ServerThread,
         MySqlConnector.MySqlConnection c => c.ServerThread,
         _ => throw new ArgumentException($"not a MySQL connection: {connection.GetType()}", nameof(connection)),
