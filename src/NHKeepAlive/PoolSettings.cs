@@ -3,13 +3,15 @@ using System.Collections.Generic;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NHKeepAlive.Configuration;
+using NHKeepAlive.Diagnostics;
 using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 
 /// <summary>
 /// The options of one pool, checked once and frozen: a validated copy of <see cref="KeepAliveOptions"/>
-/// (each option is declared once, in <see cref="KeepAliveOptionTable"/>) plus what is derived from it. The pool never reads the
+/// (each option is declared once, in <see cref="KeepAliveOptionTable"/>), with the connection string's
+/// pool keywords taken in, plus what is derived from it. The pool never reads the
 /// caller's options object again.
 /// </summary>
 internal sealed class PoolSettings
@@ -64,18 +66,54 @@ internal sealed class PoolSettings
 
     public TimeProvider TimeProvider { get; }
 
+    /// <summary>
+    /// Checks and copies <paramref name="options"/>, and takes the pool sizing the connection string
+    /// carries (<c>Max Pool Size</c>, <c>Min Pool Size</c>, <c>Connection Lifetime</c>, <c>Connection Idle Timeout</c>,
+    /// any alias the driver knows) for each option not set explicitly. An explicit value that
+    /// contradicts the string wins, and the contradiction is logged once, as a warning naming both.
+    /// </summary>
     public static PoolSettings Create(KeepAliveOptions options, DriverAdapter? driver = null)
     {
         if (options is null)
             throw new ArgumentNullException(nameof(options));
         var copy = options.Clone();
-        Validate(copy);
+        if (string.IsNullOrWhiteSpace(copy.ConnectionString))
+            throw Error(NoConnectionString);
+        if (KeepAliveOptionTable.Driver.Problem(copy, KeepAliveOptionTable.Driver.Name) is { } badDriver)
+            throw Error(badDriver);
         driver ??= DriverAdapter.Resolve(copy.Driver);
         var prepared = driver.PrepareConnectionString(copy.ConnectionString!);
+        var sources = new Dictionary<KeepAliveOption, string>();
+        var contradictions = new List<(KeepAliveOption Option, string Keyword, string Explicit, string ConnectionString)>();
+        foreach (var (option, keyword, value) in prepared.PoolKeywords)
+        {
+            if (option.TakeFromConnectionString(copy, keyword, value) is { } contradiction)
+                contradictions.Add((option, keyword, contradiction.Explicit, contradiction.ConnectionString));
+            else if (!options.IsExplicit(option))
+                sources[option] = $"the connection string's '{keyword}'";
+        }
+
+        try
+        {
+            Validate(copy, option => sources.TryGetValue(option, out var source) ? source : option.Name);
+        }
+        catch (KeepAliveConfigurationException e) when (prepared.Password is { Length: > 0 } password && e.Message.Contains(password))
+        {
+            throw new KeepAliveConfigurationException(e.Message.Replace(password, "***"));
+        }
+
         var name = string.IsNullOrWhiteSpace(copy.PoolName) ? prepared.DefaultPoolName : copy.PoolName!.Trim();
-        if (prepared.Password is { Length: > 0 } password && name.Contains(password))
+        if (prepared.Password is { Length: > 0 } secret && name.Contains(secret))
             throw Error($"The pool name ({KeepAliveProperties.PoolName}) contains the connection's password; choose another name.");
-        return new PoolSettings(copy, driver, prepared, name);
+        var settings = new PoolSettings(copy, driver, prepared, name);
+        if (contradictions.Count > 0)
+        {
+            var logger = settings.LoggerFactory.CreateLogger("NHKeepAlive.Pool");
+            foreach (var c in contradictions)
+                PoolLog.OptionOverridesConnectionString(logger, name, c.Option.Member, c.Explicit, c.Option.Name, c.Keyword, c.ConnectionString, null);
+        }
+
+        return settings;
     }
 
     /// <summary>Removes the password from a text a user may read (an exception message, a log line).</summary>

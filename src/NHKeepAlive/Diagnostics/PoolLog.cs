@@ -81,4 +81,9 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, string, string, double, Exception?> LoneHostStillUnfit =
         LoggerMessage.Define<string, string, string, double>(LogLevel.Warning, new EventId(18, "LoneHostStillUnfit"),
             "Pool {Pool}: {Host}, the only host, is still unfit ({Reason}) after {Seconds} s of checks; connections to it are handed out unchecked again, and its errors reach the callers as they are");
+
+    /// <summary>An option set explicitly (in code or by an <c>nhkeepalive.*</c> property) contradicts the connection string's pool keyword; the explicit value is used. Logged once, when the pool is built.</summary>
+    public static readonly Action<ILogger, string, string, string, string, string, string, Exception?> OptionOverridesConnectionString =
+        LoggerMessage.Define<string, string, string, string, string, string>(LogLevel.Warning, new EventId(20, "OptionOverridesConnectionString"),
+            "Pool {Pool}: {Option} is set to {Value} ({Property}), but the connection string's '{Keyword}' says {ConnectionStringValue}; the pool uses the explicitly set value");
 }
