@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using Microsoft.Extensions.Logging;
-using NHKeepAlive.Configuration;
 
 namespace NHKeepAlive;
 

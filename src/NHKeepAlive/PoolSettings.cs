@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using NHKeepAlive.Configuration;
 using NHKeepAlive.Diagnostics;
 using NHKeepAlive.Drivers;
 

@@ -2,7 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Threading;
 
-namespace NHKeepAlive.Configuration;
+namespace NHKeepAlive;
 
 /// <summary>
 /// One option of <see cref="KeepAliveOptions"/>, declared once (as MySqlConnector's

@@ -2,7 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 
-namespace NHKeepAlive.Configuration;
+namespace NHKeepAlive;
 
 /// <summary>A <see cref="KeepAliveOption"/> whose value is a <typeparamref name="T"/>.</summary>
 /// <typeparam name="T">The type of the <see cref="KeepAliveOptions"/> property.</typeparam>

@@ -2,12 +2,14 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 
-namespace NHKeepAlive.Configuration;
+namespace NHKeepAlive;
 
 /// <summary>
 /// Every option of <see cref="KeepAliveOptions"/> that has a property name, each declared once, in
 /// the order of README's options table (a unit test holds README to this list). Checks that relate
-/// two options stay together in <see cref="PoolSettings.Validate"/>.
+/// two options stay together in <see cref="PoolSettings.Validate"/>. The folder is Configuration/, the
+/// namespace stays <c>NHKeepAlive</c>: a namespace <c>NHKeepAlive.Configuration</c> would hide
+/// NHibernate's <c>Configuration</c> class from code in any <c>NHKeepAlive.*</c> namespace (the adapters').
 /// </summary>
 internal static class KeepAliveOptionTable
 {

@@ -2,7 +2,7 @@ using System;
 using System.Globalization;
 using System.Linq;
 
-namespace NHKeepAlive.Configuration;
+namespace NHKeepAlive;
 
 /// <summary>
 /// How option values are written as text: the parsers behind <c>nhkeepalive.*</c> properties and the

@@ -1,5 +1,4 @@
 using System.Collections.Generic;
-using NHKeepAlive.Configuration;
 
 namespace NHKeepAlive.Drivers;
 

@@ -5,7 +5,6 @@ using System.Linq;
 using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
-using NHKeepAlive.Configuration;
 
 namespace NHKeepAlive.Drivers;
 

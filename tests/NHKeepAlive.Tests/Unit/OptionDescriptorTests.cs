@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using NHKeepAlive.Configuration;
 using NUnit.Framework;
 
 namespace NHKeepAlive.Tests.Unit;
