@@ -1,14 +1,14 @@
 using System;
 using System.Collections.Generic;
-using System.Globalization;
-using System.Linq;
 
 namespace NHKeepAlive;
 
 /// <summary>
 /// The names of the string properties that configure NHKeepAlive from hibernate.cfg.xml, web.config
 /// or any key/value source. Durations take a unit (<c>500ms</c>, <c>3s</c>, <c>2m</c>, <c>1h</c>),
-/// a bare number of seconds (<c>30</c>), or a <see cref="TimeSpan"/> (<c>00:00:30</c>).
+/// a bare number of seconds (<c>30</c>), or a <see cref="TimeSpan"/> (<c>00:00:30</c>). Each name
+/// here is the key of one option declared in <c>Configuration/KeepAliveOptionTable.cs</c> (default,
+/// parser, range, doc); this class only spells the names for code that sets them.
 /// </summary>
 public static class KeepAliveProperties
 {
@@ -72,42 +72,20 @@ public static class KeepAliveProperties
     /// </summary>
     public const string OptionsReference = Prefix + "options_ref";
 
-    private static readonly Dictionary<string, Action<KeepAliveOptions, string, string>> s_setters =
-        new(StringComparer.OrdinalIgnoreCase)
-        {
-            [ConnectionString] = (o, _, v) => o.ConnectionString = v,
-            [Driver] = (o, k, v) => o.Driver = MySqlDriverChoice.Parse(v, k),
-            [PoolName] = (o, _, v) => o.PoolName = v,
-            [MaxPoolSize] = (o, k, v) => o.MaxPoolSize = ParseInt(k, v),
-            [MinIdle] = (o, k, v) => o.MinIdle = ParseInt(k, v),
-            [ConnectionTimeout] = (o, k, v) => o.ConnectionTimeout = ParseDuration(k, v),
-            [ValidationTimeout] = (o, k, v) => o.ValidationTimeout = ParseDuration(k, v),
-            [ValidationBypassWindow] = (o, k, v) => o.ValidationBypassWindow = ParseDuration(k, v),
-            [ValidationQuery] = (o, _, v) => o.ValidationQuery = string.IsNullOrWhiteSpace(v) ? null : v,
-            [MaxLifetime] = (o, k, v) => o.MaxLifetime = ParseDuration(k, v),
-            [IdleTimeout] = (o, k, v) => o.IdleTimeout = ParseDuration(k, v),
-            [KeepAliveInterval] = (o, k, v) => o.KeepAliveInterval = ParseDuration(k, v),
-            [LeakDetectionThreshold] = (o, k, v) => o.LeakDetectionThreshold = ParseDuration(k, v),
-            [SocketCheck] = (o, k, v) => o.SocketCheck = ParseBool(k, v),
-            [AllowReadOnly] = (o, k, v) => o.AllowReadOnly = ParseBool(k, v),
-            [SessionReset] = (o, k, v) => o.SessionReset = ParseSessionReset(k, v),
-            [ShutdownGracePeriod] = (o, k, v) => o.ShutdownGracePeriod = ParseDuration(k, v),
-        };
-
     /// <summary>Every property name NHKeepAlive understands.</summary>
-    public static IReadOnlyCollection<string> All { get; } = s_setters.Keys.OrderBy(k => k, StringComparer.Ordinal).ToArray();
+    public static IReadOnlyCollection<string> All => KeepAliveOptionTable.Names;
 
     internal static void Apply(KeepAliveOptions options, string key, string? value)
     {
         if (key is null || !key.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase) || string.Equals(key, OptionsReference, StringComparison.OrdinalIgnoreCase))
             return;
-        if (!s_setters.TryGetValue(key, out var setter))
+        if (!KeepAliveOptionTable.TryFind(key, out var option))
         {
             throw new KeepAliveConfigurationException(
                 $"Unknown NHKeepAlive property '{key}'. Known properties: {string.Join(", ", All)}.");
         }
 
-        setter(options, key, (value ?? string.Empty).Trim());
+        option.Apply(options, key, (value ?? string.Empty).Trim());
     }
 
     /// <summary>Parses a duration as the properties take it.</summary>
@@ -115,61 +93,5 @@ public static class KeepAliveProperties
     /// <param name="value">The text: <c>500ms</c>, <c>3s</c>, <c>2m</c>, <c>1h</c>, a bare number of seconds, or <c>hh:mm:ss</c>.</param>
     /// <returns>The duration.</returns>
     /// <exception cref="KeepAliveConfigurationException">The text is not a duration.</exception>
-    public static TimeSpan ParseDuration(string key, string value)
-    {
-        var text = (value ?? string.Empty).Trim();
-        (string suffix, double factorMs)[] units = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)];
-        foreach (var (suffix, factorMs) in units)
-        {
-            if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
-                && double.TryParse(text.Substring(0, text.Length - suffix.Length).Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var number)
-                && number >= 0 && !double.IsInfinity(number))
-            {
-                return TimeSpan.FromMilliseconds(number * factorMs);
-            }
-        }
-
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && !double.IsInfinity(seconds))
-            return TimeSpan.FromSeconds(seconds);
-        if (text.Contains(':') && TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var span) && span >= TimeSpan.Zero)
-            return span;
-        throw new KeepAliveConfigurationException(
-            $"NHKeepAlive property '{key}' has the value '{value}', which is not a duration. Use a number with a unit (500ms, 3s, 2m, 1h), a bare number of seconds, or hh:mm:ss.");
-    }
-
-    private static int ParseInt(string key, string value)
-    {
-        if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var result))
-            return result;
-        throw new KeepAliveConfigurationException($"NHKeepAlive property '{key}' has the value '{value}', which is not a whole number.");
-    }
-
-    private static bool ParseBool(string key, string value)
-    {
-        switch (value.ToUpperInvariant())
-        {
-            case "TRUE" or "YES" or "ON" or "1":
-                return true;
-            case "FALSE" or "NO" or "OFF" or "0":
-                return false;
-            default:
-                throw new KeepAliveConfigurationException($"NHKeepAlive property '{key}' has the value '{value}'. Use true or false.");
-        }
-    }
-
-    private static SessionResetPolicy ParseSessionReset(string key, string value)
-    {
-        switch (value.ToUpperInvariant())
-        {
-            case "" or "AUTO":
-                return SessionResetPolicy.Auto;
-            case "ALWAYS":
-                return SessionResetPolicy.Always;
-            case "NEVER":
-                return SessionResetPolicy.Never;
-            default:
-                throw new KeepAliveConfigurationException(
-                    $"NHKeepAlive property '{key}' has the value '{value}'. Use auto (reset a connection whose session changed; the default), always (reset on every return: one round trip each) or never (the caller keeps session state clean itself).");
-        }
-    }
+    public static TimeSpan ParseDuration(string key, string value) => OptionText.ParseDuration(key, value);
 }

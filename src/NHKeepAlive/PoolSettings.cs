@@ -1,13 +1,16 @@
 using System;
+using System.Collections.Generic;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using NHKeepAlive.Diagnostics;
 using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 
 /// <summary>
 /// The options of one pool, checked once and frozen: a validated copy of <see cref="KeepAliveOptions"/>
-/// (each option is declared there, once) plus what is derived from it. The pool never reads the
+/// (each option is declared once, in <see cref="KeepAliveOptionTable"/>), with the connection string's
+/// pool keywords taken in, plus what is derived from it. The pool never reads the
 /// caller's options object again.
 /// </summary>
 internal sealed class PoolSettings
@@ -56,79 +59,106 @@ internal sealed class PoolSettings
     public string PoolName { get; }
 
     /// <summary>The host list, each with the connection string that opens it alone.</summary>
-    public System.Collections.Generic.IReadOnlyList<(string Name, string ConnectionString)> Hosts { get; }
+    public IReadOnlyList<(string Name, string ConnectionString)> Hosts { get; }
 
     public ILoggerFactory LoggerFactory { get; }
 
     public TimeProvider TimeProvider { get; }
 
+    /// <summary>
+    /// Checks and copies <paramref name="options"/>, and takes the pool sizing the connection string
+    /// carries (<c>Max Pool Size</c>, <c>Min Pool Size</c>, <c>Connection Lifetime</c>, <c>Connection Idle Timeout</c>,
+    /// any alias the driver knows) for each option not set explicitly. An explicit value that
+    /// contradicts the string wins, and the contradiction is logged once, as a warning naming both.
+    /// </summary>
     public static PoolSettings Create(KeepAliveOptions options, DriverAdapter? driver = null)
     {
         if (options is null)
             throw new ArgumentNullException(nameof(options));
         var copy = options.Clone();
-        Validate(copy);
+        if (string.IsNullOrWhiteSpace(copy.ConnectionString))
+            throw Error(NoConnectionString);
+        if (KeepAliveOptionTable.Driver.Problem(copy, KeepAliveOptionTable.Driver.Name) is { } badDriver)
+            throw Error(badDriver);
         driver ??= DriverAdapter.Resolve(copy.Driver);
         var prepared = driver.PrepareConnectionString(copy.ConnectionString!);
+        var sources = new Dictionary<KeepAliveOption, string>();
+        var contradictions = new List<(KeepAliveOption Option, string Keyword, string Explicit, string ConnectionString)>();
+        foreach (var (option, keyword, value) in prepared.PoolKeywords)
+        {
+            if (option.TakeFromConnectionString(copy, keyword, value) is { } contradiction)
+                contradictions.Add((option, keyword, contradiction.Explicit, contradiction.ConnectionString));
+            else if (!options.IsExplicit(option))
+                sources[option] = $"the connection string's '{keyword}'";
+        }
+
+        try
+        {
+            Validate(copy, option => sources.TryGetValue(option, out var source) ? source : option.Name);
+        }
+        catch (KeepAliveConfigurationException e) when (prepared.Password is { Length: > 0 } password && e.Message.Contains(password))
+        {
+            throw new KeepAliveConfigurationException(e.Message.Replace(password, "***"));
+        }
+
         var name = string.IsNullOrWhiteSpace(copy.PoolName) ? prepared.DefaultPoolName : copy.PoolName!.Trim();
-        if (prepared.Password is { Length: > 0 } password && name.Contains(password))
+        if (prepared.Password is { Length: > 0 } secret && name.Contains(secret))
             throw Error($"The pool name ({KeepAliveProperties.PoolName}) contains the connection's password; choose another name.");
-        return new PoolSettings(copy, driver, prepared, name);
+        var settings = new PoolSettings(copy, driver, prepared, name);
+        if (contradictions.Count > 0)
+        {
+            var logger = settings.LoggerFactory.CreateLogger("NHKeepAlive.Pool");
+            foreach (var c in contradictions)
+                PoolLog.OptionOverridesConnectionString(logger, name, c.Option.Member, c.Explicit, c.Option.Name, c.Keyword, c.ConnectionString, null);
+        }
+
+        return settings;
     }
 
     /// <summary>Removes the password from a text a user may read (an exception message, a log line).</summary>
     public string Redact(string text) =>
         Password is { Length: > 0 } password && text is not null ? text.Replace(password, "***") : text!;
 
-    /// <summary>Checks each value and the values against each other; the message names the property to fix.</summary>
-    internal static void Validate(KeepAliveOptions o)
+    /// <summary>
+    /// Checks each value (each option's own range, from <see cref="KeepAliveOptionTable"/>) and the
+    /// values against each other (here, side by side); the message names the property to fix, or the
+    /// connection string keyword a value came from.
+    /// </summary>
+    /// <param name="o">The options.</param>
+    /// <param name="source">Where an option's value came from, as a message names it; default: its property name.</param>
+    internal static void Validate(KeepAliveOptions o, Func<KeepAliveOption, string>? source = null)
     {
+        source ??= static option => option.Name;
         if (string.IsNullOrWhiteSpace(o.ConnectionString))
-            throw Error("No connection string was given: set KeepAliveOptions.ConnectionString (or NHibernate's connection.connection_string / connection.connection_string_name).");
-        if (o.MaxPoolSize < 1 || o.MaxPoolSize > MaxPoolSizeLimit)
-            throw Error($"MaxPoolSize ({KeepAliveProperties.MaxPoolSize}) is {o.MaxPoolSize}; it must be between 1 and {MaxPoolSizeLimit}.");
-        if (o.MinIdle < 0)
-            throw Error($"MinIdle ({KeepAliveProperties.MinIdle}) is {o.MinIdle}; it must be 0 or more.");
+            throw Error(NoConnectionString);
+        foreach (var option in KeepAliveOptionTable.All)
+        {
+            if (option.Problem(o, source(option)) is { } problem)
+                throw Error(problem);
+        }
+
+        string Name(KeepAliveOption option) => $"{option.Member} ({source(option)})";
+
         if (o.MinIdle > o.MaxPoolSize)
-            throw Error($"MinIdle ({KeepAliveProperties.MinIdle}) is {o.MinIdle}, more than MaxPoolSize ({KeepAliveProperties.MaxPoolSize}) {o.MaxPoolSize}; lower MinIdle or raise MaxPoolSize.");
-        InRange(o.ConnectionTimeout, "ConnectionTimeout", KeepAliveProperties.ConnectionTimeout, MaxWait, zeroAllowed: false);
-        InRange(o.ValidationTimeout, "ValidationTimeout", KeepAliveProperties.ValidationTimeout, MaxWait, zeroAllowed: false);
-        InRange(o.ShutdownGracePeriod, "ShutdownGracePeriod", KeepAliveProperties.ShutdownGracePeriod, MaxWait, zeroAllowed: true);
-        InRange(o.ValidationBypassWindow, "ValidationBypassWindow", KeepAliveProperties.ValidationBypassWindow, MaxWait, zeroAllowed: true);
-        InRange(o.MaxLifetime, "MaxLifetime", KeepAliveProperties.MaxLifetime, MaxPeriod, zeroAllowed: true);
-        InRange(o.IdleTimeout, "IdleTimeout", KeepAliveProperties.IdleTimeout, MaxPeriod, zeroAllowed: true);
-        InRange(o.KeepAliveInterval, "KeepAliveInterval", KeepAliveProperties.KeepAliveInterval, MaxPeriod, zeroAllowed: true);
-        InRange(o.LeakDetectionThreshold, "LeakDetectionThreshold", KeepAliveProperties.LeakDetectionThreshold, MaxPeriod, zeroAllowed: true);
-        if (o.Driver is not (MySqlDriver.Auto or MySqlDriver.MySqlData or MySqlDriver.MySqlConnector))
-            throw Error($"Driver ({KeepAliveProperties.Driver}) is {(int)o.Driver}; use Auto, MySqlData or MySqlConnector.");
-        if (o.SessionReset is not (SessionResetPolicy.Auto or SessionResetPolicy.Always or SessionResetPolicy.Never))
-            throw Error($"SessionReset ({KeepAliveProperties.SessionReset}) is {(int)o.SessionReset}; use Auto, Always or Never.");
+            throw Error($"{Name(KeepAliveOptionTable.MinIdle)} is {o.MinIdle}, more than {Name(KeepAliveOptionTable.MaxPoolSize)} {o.MaxPoolSize}; lower MinIdle or raise MaxPoolSize.");
         if (o.ValidationTimeout >= o.ConnectionTimeout)
         {
-            throw Error($"ValidationTimeout ({KeepAliveProperties.ValidationTimeout}) is {Show(o.ValidationTimeout)}, not shorter than ConnectionTimeout ({KeepAliveProperties.ConnectionTimeout}) {Show(o.ConnectionTimeout)}: a caller could wait on one ping for longer than it may wait at all. Lower ValidationTimeout.");
+            throw Error($"{Name(KeepAliveOptionTable.ValidationTimeout)} is {Show(o.ValidationTimeout)}, not shorter than {Name(KeepAliveOptionTable.ConnectionTimeout)} {Show(o.ConnectionTimeout)}: a caller could wait on one ping for longer than it may wait at all. Lower ValidationTimeout.");
         }
 
         if (o.MaxLifetime > TimeSpan.Zero && o.KeepAliveInterval > TimeSpan.Zero && o.MaxLifetime <= o.KeepAliveInterval)
         {
-            throw Error($"MaxLifetime ({KeepAliveProperties.MaxLifetime}) is {Show(o.MaxLifetime)}, not longer than KeepAliveInterval ({KeepAliveProperties.KeepAliveInterval}) {Show(o.KeepAliveInterval)}: connections would be retired before their first keepalive. Raise MaxLifetime or lower KeepAliveInterval.");
+            throw Error($"{Name(KeepAliveOptionTable.MaxLifetime)} is {Show(o.MaxLifetime)}, not longer than {Name(KeepAliveOptionTable.KeepAliveInterval)} {Show(o.KeepAliveInterval)}: connections would be retired before their first keepalive. Raise MaxLifetime or lower KeepAliveInterval.");
         }
 
         if (o.ValidationBypassWindow > TimeSpan.Zero && o.KeepAliveInterval > TimeSpan.Zero && o.ValidationBypassWindow >= o.KeepAliveInterval)
         {
-            throw Error($"ValidationBypassWindow ({KeepAliveProperties.ValidationBypassWindow}) is {Show(o.ValidationBypassWindow)}, not shorter than KeepAliveInterval ({KeepAliveProperties.KeepAliveInterval}) {Show(o.KeepAliveInterval)}: a connection could be handed out unchecked after it idled long enough to be dropped. Keep the window short (it is meant to be well under a second).");
+            throw Error($"{Name(KeepAliveOptionTable.ValidationBypassWindow)} is {Show(o.ValidationBypassWindow)}, not shorter than {Name(KeepAliveOptionTable.KeepAliveInterval)} {Show(o.KeepAliveInterval)}: a connection could be handed out unchecked after it idled long enough to be dropped. Keep the window short (it is meant to be well under a second).");
         }
-
-        if (o.ValidationQuery is not null && string.IsNullOrWhiteSpace(o.ValidationQuery))
-            throw Error("ValidationQuery is blank; leave it null to validate with the protocol ping.");
     }
 
-    private static void InRange(TimeSpan value, string name, string property, TimeSpan max, bool zeroAllowed)
-    {
-        if (value < TimeSpan.Zero || (!zeroAllowed && value == TimeSpan.Zero))
-            throw Error($"{name} ({property}) is {Show(value)}; it must be {(zeroAllowed ? "zero (off) or more" : "more than zero")}.");
-        if (value > max)
-            throw Error($"{name} ({property}) is {Show(value)}; it must be at most {Show(max)}.");
-    }
+    private const string NoConnectionString =
+        "No connection string was given: set KeepAliveOptions.ConnectionString (or NHibernate's connection.connection_string / connection.connection_string_name).";
 
     private static KeepAliveConfigurationException Error(string message) => new("Invalid NHKeepAlive options: " + message);
 

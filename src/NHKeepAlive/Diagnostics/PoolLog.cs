@@ -82,19 +82,24 @@ internal static class PoolLog
         LoggerMessage.Define<string, string, string, double>(LogLevel.Warning, new EventId(18, "LoneHostStillUnfit"),
             "Pool {Pool}: {Host}, the only host, is still unfit ({Reason}) after {Seconds} s of checks; connections to it are handed out unchecked again, and its errors reach the callers as they are");
 
+    /// <summary>An option set explicitly (in code or by an <c>nhkeepalive.*</c> property) contradicts the connection string's pool keyword; the explicit value is used. Logged once, when the pool is built.</summary>
+    public static readonly Action<ILogger, string, string, string, string, string, string, Exception?> OptionOverridesConnectionString =
+        LoggerMessage.Define<string, string, string, string, string, string>(LogLevel.Warning, new EventId(20, "OptionOverridesConnectionString"),
+            "Pool {Pool}: {Option} is set to {Value} ({Property}), but the connection string's '{Keyword}' says {ConnectionStringValue}; the pool uses the explicitly set value");
+
     public static readonly Action<ILogger, string, int, double, string, Exception?> DroppedConnectionRecovered =
-        LoggerMessage.Define<string, int, double, string>(LogLevel.Warning, new EventId(20, "DroppedConnectionRecovered"),
+        LoggerMessage.Define<string, int, double, string>(LogLevel.Warning, new EventId(21, "DroppedConnectionRecovered"),
             "Pool {Pool}: connection {ConnectionId} was dropped by the application without being given back (its handle was garbage-collected after {HeldSeconds} s on loan); it was taken back, cleaned and reused. Dispose connections (or close NHibernate sessions) when done. It was taken at:\n{StackTrace}");
 
     public static readonly Action<ILogger, string, int, string, Exception?> TransactionStartedAgain =
-        LoggerMessage.Define<string, int, string>(LogLevel.Debug, new EventId(21, "TransactionStartedAgain"),
+        LoggerMessage.Define<string, int, string>(LogLevel.Debug, new EventId(22, "TransactionStartedAgain"),
             "Pool {Pool}: connection {ConnectionId} was gone as a transaction began on it ({Disconnect}); the transaction begins again on another connection (nothing of the caller's had run on it)");
 
     public static readonly Action<ILogger, string, string, int, int, Exception?> ServerFull =
-        LoggerMessage.Define<string, string, int, int>(LogLevel.Warning, new EventId(22, "ServerFull"),
+        LoggerMessage.Define<string, string, int, int>(LogLevel.Warning, new EventId(23, "ServerFull"),
             "Pool {Pool}: the server refuses new connections ({ServerWords}); with {Live} open (the pool's maximum is {MaxPoolSize}), callers now wait for one to come back, and the pool tries to connect again at most every second");
 
     public static readonly Action<ILogger, string, int, Exception?> ServerFullLifted =
-        LoggerMessage.Define<string, int>(LogLevel.Information, new EventId(23, "ServerFullLifted"),
+        LoggerMessage.Define<string, int>(LogLevel.Information, new EventId(24, "ServerFullLifted"),
             "Pool {Pool}: the server accepts new connections again ({Live} open); callers no longer wait for one to come back");
 }

@@ -1,10 +1,13 @@
+using System.Collections.Generic;
+
 namespace NHKeepAlive.Drivers;
 
 /// <summary>A connection string as the pool uses it: with the driver's pooling off, with and without its password.</summary>
 internal sealed class PreparedConnectionString
 {
-    public PreparedConnectionString(string withPassword, string withoutPassword, string? password, string defaultPoolName, System.Collections.Generic.IReadOnlyList<(string Name, string ConnectionString)>? hosts = null)
+    public PreparedConnectionString(string withPassword, string withoutPassword, string? password, string defaultPoolName, IReadOnlyList<(string Name, string ConnectionString)>? hosts = null, IReadOnlyList<(KeepAliveOption Option, string Keyword, string Value)>? poolKeywords = null)
     {
+        PoolKeywords = poolKeywords ?? [];
         WithPassword = withPassword;
         WithoutPassword = withoutPassword;
         Password = password;
@@ -13,7 +16,14 @@ internal sealed class PreparedConnectionString
     }
 
     /// <summary>Each server of the host list (<c>Server=a,b:3307,c</c>) with the connection string that opens it alone; one entry for one server.</summary>
-    public System.Collections.Generic.IReadOnlyList<(string Name, string ConnectionString)> Hosts { get; }
+    public IReadOnlyList<(string Name, string ConnectionString)> Hosts { get; }
+
+    /// <summary>
+    /// The driver's pool keywords the string carried (<c>Max Pool Size</c>, <c>Connection Lifetime</c>, ...,
+    /// in any alias the driver knows), each with the option it sizes, the keyword as the string wrote
+    /// it, and its value; they are removed from <see cref="WithPassword"/> and <see cref="WithoutPassword"/>.
+    /// </summary>
+    public IReadOnlyList<(KeepAliveOption Option, string Keyword, string Value)> PoolKeywords { get; }
 
     /// <summary>What the pool opens connections with.</summary>
     public string WithPassword { get; }

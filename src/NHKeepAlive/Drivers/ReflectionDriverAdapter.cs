@@ -38,9 +38,11 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
     {
         var builder = _factory.CreateConnectionStringBuilder()
             ?? throw new NotSupportedException($"{Name} offers no connection string builder.");
+        System.Collections.Generic.List<(KeepAliveOption Option, string Keyword, string Value)> poolKeywords;
         try
         {
             builder.ConnectionString = connectionString;
+            poolKeywords = TakePoolKeywords(builder, connectionString);
             builder["Pooling"] = false;
             builder["Persist Security Info"] = false;
             Complete(builder);
@@ -67,7 +69,80 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         var secret = Get(builder, "Password");
         builder.Remove("Password");
         var name = hosts.Count == 1 ? $"{hosts[0].Name}/{database}" : $"{string.Join(",", hosts.Select(h => h.Name))}/{database}";
-        return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, name, hosts);
+        return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, name, hosts, poolKeywords);
+    }
+
+    /// <summary>
+    /// Removes the driver's pool keywords (<see cref="KeepAliveOption.ConnectionStringKeywords"/>) from
+    /// <paramref name="builder"/> and returns them for the pool's options. The driver's own builder
+    /// decides what is a pool keyword: each known spelling is mapped to the driver's canonical key, and
+    /// the builder has already mapped whatever alias the string used onto that same key.
+    /// </summary>
+    private System.Collections.Generic.List<(KeepAliveOption Option, string Keyword, string Value)> TakePoolKeywords(DbConnectionStringBuilder builder, string original)
+    {
+        var found = new System.Collections.Generic.List<(KeepAliveOption Option, string Keyword, string Value)>();
+        var present = new DbConnectionStringBuilder { ConnectionString = builder.ConnectionString };
+        foreach (var option in KeepAliveOptionTable.All)
+        {
+            foreach (var keyword in option.ConnectionStringKeywords)
+            {
+                if (CanonicalKey(keyword, "1") is not { } key || !present.TryGetValue(key, out var value) || value is null)
+                    continue;
+                present.Remove(key);
+                builder.Remove(key);
+                var text = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty;
+                found.Add((option, WrittenAs(original, key) ?? keyword, text));
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>The key under which this driver's builder stores <paramref name="keyword"/>, or null if the driver does not know it.</summary>
+    private string? CanonicalKey(string keyword, object? value)
+    {
+        try
+        {
+            var single = _factory.CreateConnectionStringBuilder()!;
+            single[keyword] = value;
+            var keys = new DbConnectionStringBuilder { ConnectionString = single.ConnectionString }.Keys;
+            return keys.Count == 1 ? keys.Cast<string>().Single() : null;
+        }
+#pragma warning disable CA1031 // A keyword or value the driver refuses in any way is not the one sought.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return null;
+        }
+    }
+
+    /// <summary>How <paramref name="original"/> spelled the keyword stored under <paramref name="key"/>, for messages.</summary>
+    private string? WrittenAs(string original, string key)
+    {
+        DbConnectionStringBuilder generic;
+        try
+        {
+            generic = new DbConnectionStringBuilder { ConnectionString = original };
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+
+        foreach (string written in generic.Keys)
+        {
+            if (string.Equals(written, key, StringComparison.OrdinalIgnoreCase) || string.Equals(CanonicalKey(written, generic[written]), key, StringComparison.OrdinalIgnoreCase))
+                return OriginalCase(original, written);
+        }
+
+        return null;
+    }
+
+    /// <summary>The generic builder lower-cases keys; find the spelling the user typed.</summary>
+    private static string OriginalCase(string original, string key)
+    {
+        var at = original.IndexOf(key, StringComparison.OrdinalIgnoreCase);
+        return at < 0 ? key : original.Substring(at, key.Length);
     }
 
     /// <summary>Adds what this driver's connections need from the pool to a connection string the pool will open.</summary>
