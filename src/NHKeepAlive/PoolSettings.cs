@@ -92,6 +92,17 @@ internal sealed class PoolSettings
                 sources[option] = $"the connection string's '{keyword}'";
         }
 
+        // A drop-in must take the strings users have: a lifetime from the connection string (MySql.Data's
+        // 'Connection Lifetime=60', say) shorter than the keepalive interval left at its default shortens the
+        // keepalive to half the lifetime instead of refusing the string.
+        if (sources.ContainsKey(KeepAliveOptionTable.MaxLifetime) && !options.IsExplicit(KeepAliveOptionTable.KeepAliveInterval)
+            && copy.MaxLifetime > TimeSpan.Zero && copy.KeepAliveInterval > TimeSpan.Zero && copy.MaxLifetime <= copy.KeepAliveInterval)
+        {
+            copy.KeepAliveInterval = TimeSpan.FromTicks(Math.Max(copy.MaxLifetime.Ticks / 2, MinimumKeepAliveInterval.Ticks));
+            if (!options.IsExplicit(KeepAliveOptionTable.ValidationBypassWindow) && copy.ValidationBypassWindow >= copy.KeepAliveInterval)
+                copy.ValidationBypassWindow = TimeSpan.FromTicks(copy.KeepAliveInterval.Ticks / 2);
+        }
+
         try
         {
             Validate(copy, option => sources.TryGetValue(option, out var source) ? source : option.Name);

@@ -154,7 +154,6 @@ public class ConnectionStringPoolKeywordTests
     [TestCase(MySqlDriver.MySqlConnector, "maxpoolsize=20000", "MaxPoolSize (the connection string's 'maxpoolsize') is 20000; it must be between 1 and 10000")]
     [TestCase(MySqlDriver.MySqlConnector, "MaximumPoolSize=4294967295", "'MaximumPoolSize'")]
     [TestCase(MySqlDriver.MySqlData, "Max Pool Size=5;Min Pool Size=6", "MinIdle (the connection string's 'Min Pool Size') is 6, more than MaxPoolSize (the connection string's 'Max Pool Size') 5")]
-    [TestCase(MySqlDriver.MySqlConnector, "Connection Lifetime=60", "MaxLifetime (the connection string's 'Connection Lifetime') is 60 s, not longer than KeepAliveInterval (nhkeepalive.keepalive_interval)")]
     [TestCase(MySqlDriver.MySqlData, "ConnectionLifeTime=4000000000", "MaxLifetime (the connection string's 'ConnectionLifeTime')")]
     [TestCase(MySqlDriver.MySqlConnector, "ConnectionIdleTimeout=3000000", "IdleTimeout (the connection string's 'ConnectionIdleTimeout')")]
     [TestCase(MySqlDriver.MySqlData, "Max Pool Size=ten", "the option 'max pool size' was refused")]
@@ -164,6 +163,23 @@ public class ConnectionStringPoolKeywordTests
         var error = Assert.Throws<KeepAliveConfigurationException>(() => Create(driver, keywords))!;
         Assert.That(error.Message, Does.Contain(expected));
         Assert.That(error.Message, Does.Not.Contain("secret-pw"));
+    }
+
+    [TestCase(MySqlDriver.MySqlData)]
+    [TestCase(MySqlDriver.MySqlConnector)]
+    public void A_lifetime_from_the_string_shorter_than_the_default_keepalive_shortens_the_keepalive_instead_of_refusing_the_string(MySqlDriver driver)
+    {
+        var settings = Create(driver, "Connection Lifetime=60");
+        Assert.That(settings.Options.MaxLifetime, Is.EqualTo(TimeSpan.FromSeconds(60)));
+        Assert.That(settings.Options.KeepAliveInterval, Is.EqualTo(TimeSpan.FromSeconds(30)));
+    }
+
+    [Test]
+    public void A_lifetime_from_the_string_shorter_than_an_explicit_keepalive_is_still_refused_naming_both()
+    {
+        var options = new KeepAliveOptions { ConnectionString = Cs + ";Connection Lifetime=60", Driver = MySqlDriver.MySqlConnector, KeepAliveInterval = TimeSpan.FromMinutes(2) };
+        var error = Assert.Throws<KeepAliveConfigurationException>(() => PoolSettings.Create(options))!;
+        Assert.That(error.Message, Does.Contain("MaxLifetime (the connection string's 'Connection Lifetime') is 60 s, not longer than KeepAliveInterval (nhkeepalive.keepalive_interval)"));
     }
 
     [Test]
