@@ -43,14 +43,15 @@ public sealed partial class KeepAlivePool
     {
         ThrowIfDisposed();
         var started = _time.GetTimestamp();
-        if (!await WaitForSlotAsync(async, cancellationToken).ConfigureAwait(false))
+        var waitStarted = Stopwatch.GetTimestamp();
+        if (!await WaitForSlotAsync(async, waitStarted, cancellationToken).ConfigureAwait(false))
             throw TimeoutError();
 
         ValueTask<PooledConnection> work;
         try
         {
             ThrowIfDisposed();
-            work = TakeHealthyAsync(async, started);
+            work = TakeHealthyAsync(async, waitStarted);
         }
         catch
         {
@@ -125,7 +126,7 @@ public sealed partial class KeepAlivePool
         try
         {
             ThrowIfDisposed();
-            pooled = await TakeHealthyAsync(async, _time.GetTimestamp()).ConfigureAwait(false);
+            pooled = await TakeHealthyAsync(async, Stopwatch.GetTimestamp()).ConfigureAwait(false);
             ToLeased(pooled, handle);
         }
         catch
@@ -143,18 +144,17 @@ public sealed partial class KeepAlivePool
     /// waits), so that a connection leaked by a collected handle reaches it in milliseconds, as the
     /// drivers' own pools get theirs back.
     /// </summary>
-    private async ValueTask<bool> WaitForSlotAsync(bool async, CancellationToken cancellationToken)
+    private async ValueTask<bool> WaitForSlotAsync(bool async, long started, CancellationToken cancellationToken)
     {
         if (_slots.Wait(0, CancellationToken.None))
             return true;
         Interlocked.Increment(ref _pending);
         try
         {
-            var started = _time.GetTimestamp();
             while (true)
             {
                 RequestSweep();
-                var left = _options.ConnectionTimeout - _time.GetElapsedTime(started);
+                var left = _options.ConnectionTimeout - WaitedSince(started);
                 if (left <= TimeSpan.Zero)
                     return false;
                 var wait = Min(left, s_sweepRequestInterval);
@@ -167,6 +167,14 @@ public sealed partial class KeepAlivePool
             Interlocked.Decrement(ref _pending);
         }
     }
+
+    /// <summary>
+    /// How long a caller has waited since <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp). Waits
+    /// are measured on the real clock, as the semaphore and the driver wait: an injected clock (tests) moves only
+    /// when told, and a wait measured on it would never end.
+    /// </summary>
+    private static TimeSpan WaitedSince(long started) =>
+        TimeSpan.FromTicks((long)((Stopwatch.GetTimestamp() - started) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
 
     private static async Task<bool> CompletesBeforeAsync(Task task, CancellationToken cancellationToken)
     {

@@ -48,13 +48,13 @@ public sealed partial class KeepAlivePool
 
     /// <summary>
     /// Opens a connection for a caller that found no idle one, within the connection timeout counted from
-    /// <paramref name="started"/>; null when the caller should look at the idle list again. While the server
+    /// <paramref name="started"/> (a <see cref="System.Diagnostics.Stopwatch"/> timestamp); null when the caller should look at the idle list again. While the server
     /// is full the caller waits for a connection another caller gives back (the longest waiter first), and
     /// only one caller at a time tries to connect, after a backoff that doubles from 50 ms to 1 s.
     /// </summary>
     private async ValueTask<PooledConnection?> OpenOrWaitAsync(bool async, long started)
     {
-        var left = _options.ConnectionTimeout - _time.GetElapsedTime(started);
+        var left = _options.ConnectionTimeout - WaitedSince(started);
         if (Volatile.Read(ref _full) is not { } full)
         {
             if (!(async ? await _connectGate.WaitAsync(Positive(left)).ConfigureAwait(false) : _connectGate.Wait(Positive(left))))
@@ -76,7 +76,7 @@ public sealed partial class KeepAlivePool
 
         if (left <= TimeSpan.Zero)
             throw FullError(full);
-        var now = Now;
+        var now = RealNow;
         bool attempt;
         lock (_fullLock)
         {
@@ -160,7 +160,7 @@ public sealed partial class KeepAlivePool
     private void Refused(string words)
     {
         _counters.RefuseConnect();
-        var now = Now;
+        var now = RealNow;
         lock (_fullLock)
         {
             if (_full is { } full)
@@ -207,6 +207,9 @@ public sealed partial class KeepAlivePool
             Statistics = statistics,
         };
     }
+
+    /// <summary>The real clock, for the backoff: callers wait on it (see <see cref="WaitedSince"/>).</summary>
+    private static TimeSpan RealNow => WaitedSince(0);
 
     private static TimeSpan Positive(TimeSpan value) => value > TimeSpan.Zero ? value : TimeSpan.Zero;
 
