@@ -74,10 +74,9 @@ public sealed partial class KeepAlivePool : IDisposable
         _facts = ServerFacts.Initial(_options);
         AutoEnlist = ReadsTrue(settings.ConnectionString, "AutoEnlist", "Auto Enlist");
         _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
-        _housekeeper = new Thread(HousekeepingLoop) { IsBackground = true, Name = "NHKeepAlive housekeeping" };
+        _housekeeping = HousekeepingScheduler.Shared.Register(HousekeepingTurn, FirstHousekeeping);
         if (_time != TimeProvider.System)
             _timer = _time.CreateTimer(static s => ((KeepAlivePool)s!).RequestHousekeeping(), this, HousekeepingPeriod, Timeout.InfiniteTimeSpan);
-        _housekeeper.Start();
         if (_options.MinIdle > 0)
             RequestHousekeeping();
         Hosting.PoolLifetime.Register(this);
@@ -218,10 +217,9 @@ public sealed partial class KeepAlivePool : IDisposable
             return;
         var idle = _registry.TakeAllIdle();
         _watchdog.Stop();
-        StopHousekeeping();
         foreach (var pooled in idle)
             Close(pooled, Eviction.PoolDisposed("the pool was disposed"));
-        JoinHousekeeping();
+        StopHousekeeping();
 
         // Connections still out (on loan, being opened or checked) come back to a disposed pool and
         // are closed as they do; wait a bounded time for that, then close what is on loan.

@@ -185,10 +185,7 @@ public sealed partial class KeepAlivePool
         if (waitTimeout is null || previous.WaitTimeout == waitTimeout)
             return;
         PoolLog.KeepAliveIntervalChosen(_logger, Name, waitTimeout.Value.TotalSeconds, facts.KeepAliveInterval?.TotalSeconds ?? 0, null);
-        if (_timer is null)
-            _wake.Set(); // The thread sleeps for the old period: wake it to take the new one.
-        else
-            RescheduleHousekeeping();
+        RescheduleHousekeeping(); // The next run was due after the old period: take the new one.
     }
 
     /// <summary>Opens a held connection's object again on a new physical connection.</summary>

@@ -9,7 +9,7 @@ using NHKeepAlive.Diagnostics;
 
 namespace NHKeepAlive;
 
-/// <content>Housekeeping: one thread per pool, one run at a time: retire, drop what the server closed, probe left hosts, report leaks, keep alive, refill the minimum.</content>
+/// <content>Housekeeping: on the process's scheduler, one run of a pool at a time: retire, drop what the server closed, probe left hosts, report leaks, keep alive, refill the minimum.</content>
 public sealed partial class KeepAlivePool
 {
     private static readonly TimeSpan s_maxHousekeepingPeriod = TimeSpan.FromSeconds(30);
@@ -18,10 +18,9 @@ public sealed partial class KeepAlivePool
     /// <summary>How many idle connections the keepalive takes out at once to ping on the wire (see <see cref="KeepAlive"/>).</summary>
     private const int KeepAliveBatch = 32;
 
-    // Housekeeping: one thread per pool, so that a starved thread pool cannot stop the keepalive. On
-    // the real clock it wakes every period by itself; on an injected clock (tests) a timer wakes it.
-    private readonly Thread _housekeeper;
-    private readonly AutoResetEvent _wake = new(false);
+    // Housekeeping runs on the process's HousekeepingScheduler (a few dedicated threads for every pool). On
+    // the real clock the scheduler runs it every period; on an injected clock (tests) a timer asks for each run.
+    private readonly HousekeepingScheduler.Registration _housekeeping;
     private readonly ITimer? _timer;
     private readonly object _runLock = new();
     private TaskCompletionSource<bool>? _nextRun;
@@ -54,91 +53,47 @@ public sealed partial class KeepAlivePool
         }
     }
 
-    /// <summary>Asks the housekeeping thread to look for dropped handles now (<see cref="RecoverDropped"/>): a caller found no slot free.</summary>
+    /// <summary>Pools whose housekeeping is registered with the scheduler (tests check that none outlives its pool).</summary>
+    internal static int LiveHousekeepers => HousekeepingScheduler.Shared.Registered;
+
+    /// <summary>When the first run is due: at once for a minimum to fill, else after a period (on the injected clock, its timer asks).</summary>
+    private TimeSpan FirstHousekeeping => _time != TimeProvider.System ? Timeout.InfiniteTimeSpan : HousekeepingPeriod;
+
+    /// <summary>Asks housekeeping to look for dropped handles now (<see cref="RecoverDropped"/>): a caller found no slot free.</summary>
     private void RequestSweep()
     {
         if (Interlocked.Exchange(ref _sweepRequested, 1) == 0)
-            Wake();
+            _housekeeping.Signal();
     }
 
-    private void Wake()
-    {
-        try
-        {
-            _wake.Set();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-    }
-
-    private void StopHousekeeping()
-    {
-        _timer?.Dispose();
-        Wake();
-    }
-
-    private void JoinHousekeeping()
-    {
-        if (Thread.CurrentThread != _housekeeper)
-            _housekeeper.Join(_options.ValidationTimeout + TimeSpan.FromSeconds(2));
-    }
-
-    /// <summary>Asks the housekeeping thread for a run (the injected clock's timer does, and so does a MinIdle shortfall).</summary>
+    /// <summary>Asks for a housekeeping run now (the injected clock's timer does, and so does a MinIdle shortfall).</summary>
     private void RequestHousekeeping()
     {
         lock (_runLock)
             _nextRun ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Wake();
+        _housekeeping.Signal();
     }
 
-    /// <summary>Housekeeping threads alive in this process (tests check that none outlives its pool).</summary>
-    internal static int LiveHousekeepers => Volatile.Read(ref s_liveHousekeepers);
-
-    private static int s_liveHousekeepers;
-
-    private void HousekeepingLoop()
+    /// <summary>Stops housekeeping, waiting a bounded time for a run in progress (its pings are aborted by the stopped watchdog).</summary>
+    private void StopHousekeeping()
     {
-        Interlocked.Increment(ref s_liveHousekeepers);
+        _timer?.Dispose();
+        _housekeeping.Unregister(_options.ValidationTimeout + TimeSpan.FromSeconds(2), fromRun: t_running == this);
+        lock (_runLock)
+            _nextRun?.TrySetResult(false);
+    }
+
+    [ThreadStatic]
+    private static KeepAlivePool? t_running;
+
+    /// <summary>One turn of this pool on a scheduler thread: a sweep if asked, and a run when due by time or asked for.</summary>
+    private void HousekeepingTurn(bool due)
+    {
+        if (IsDisposed)
+            return;
+        t_running = this;
         try
         {
-            HousekeepUntilDisposed();
-        }
-        finally
-        {
-            Interlocked.Decrement(ref s_liveHousekeepers);
-        }
-    }
-
-    private void HousekeepUntilDisposed()
-    {
-        var lastRun = Stopwatch.StartNew();
-        while (true)
-        {
-            // On the real clock the thread keeps its own time: a timer callback would wait for a
-            // thread-pool thread, and a starved pool would then stop the keepalive. A wake for a sweep
-            // alone does not reset the period.
-            bool due;
-            if (_timer is null)
-            {
-                var left = HousekeepingPeriod - lastRun.Elapsed;
-                if (left > TimeSpan.Zero)
-                    _wake.WaitOne(left);
-                due = lastRun.Elapsed >= HousekeepingPeriod;
-            }
-            else
-            {
-                _wake.WaitOne();
-                due = false; // The injected clock's timer asks for each run (RequestHousekeeping).
-            }
-
-            if (IsDisposed)
-            {
-                lock (_runLock)
-                    _nextRun?.TrySetResult(false);
-                return;
-            }
-
             if (Interlocked.Exchange(ref _sweepRequested, 0) == 1)
                 SweepDropped();
 
@@ -146,13 +101,11 @@ public sealed partial class KeepAlivePool
             lock (_runLock)
             {
                 if (!due && _nextRun is null)
-                    continue; // Woken for a sweep only.
+                    return; // Asked for a sweep only.
                 run = _nextRun ?? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 _nextRun = null;
                 _currentRun = run;
             }
-
-            lastRun.Restart();
 
             try
             {
@@ -161,7 +114,7 @@ public sealed partial class KeepAlivePool
             catch (OperationCanceledException) when (IsDisposed)
             {
             }
-#pragma warning disable CA1031 // The housekeeping thread must never die: a failed run is logged and the next one runs.
+#pragma warning disable CA1031 // Housekeeping must never stop: a failed run is logged and the next one runs.
             catch (Exception e)
 #pragma warning restore CA1031
             {
@@ -174,15 +127,25 @@ public sealed partial class KeepAlivePool
                 run.TrySetResult(true);
             }
         }
+        finally
+        {
+            t_running = null;
+        }
     }
 
     private void RescheduleHousekeeping()
     {
         if (IsDisposed)
             return;
+        if (_timer is null)
+        {
+            _housekeeping.DueIn(HousekeepingPeriod);
+            return;
+        }
+
         try
         {
-            _timer?.Change(HousekeepingPeriod, Timeout.InfiniteTimeSpan);
+            _timer.Change(HousekeepingPeriod, Timeout.InfiniteTimeSpan);
         }
         catch (ObjectDisposedException)
         {
