@@ -239,6 +239,13 @@ public sealed class KeepAliveOptions
     /// <summary>The clock and timers the pool uses; tests pass a fake one. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; set; }
 
+    /// <summary>
+    /// Whether the pool may take the server's wait_timeout from another pool of the process that connected to the
+    /// same server as the same user within the last minutes, instead of reading it on its first connection (set by
+    /// <see cref="KeepAlivePoolSet"/>: a tenant's first session costs no extra round trip).
+    /// </summary>
+    internal bool SharesServerFacts { get; set; }
+
     /// <summary>A shallow copy of these options, with the record of which were set explicitly.</summary>
     /// <returns>The copy.</returns>
     public KeepAliveOptions Clone() => (KeepAliveOptions)MemberwiseClone();

@@ -43,6 +43,28 @@ internal sealed class PoolSettings
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
     }
 
+    /// <summary>The server and user this pool connects as (no password, no database): what the process learns once per server (see <see cref="KeepAlivePool"/>'s wait_timeout).</summary>
+    public string ServerKey => _serverKey ??= MakeServerKey(PublicConnectionString);
+
+    private string? _serverKey;
+
+    private static string MakeServerKey(string publicConnectionString)
+    {
+        var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = publicConnectionString };
+        string Get(params string[] names)
+        {
+            foreach (var name in names)
+            {
+                if (builder.TryGetValue(name, out var value))
+                    return System.Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty;
+            }
+
+            return string.Empty;
+        }
+
+        return $"{Get("server", "host", "data source", "datasource", "address", "addr", "network address")}|{Get("port")}|{Get("user id", "userid", "uid", "user", "username", "user name")}";
+    }
+
     /// <summary>The validated copy of the options.</summary>
     public KeepAliveOptions Options { get; }
 

@@ -168,16 +168,36 @@ public sealed partial class KeepAlivePool
         pooled.HostGeneration = pooled.Host.Generation;
     }
 
+    /// <summary>
+    /// The wait_timeout each server (host and user) reported to any pool of the process, so that a new pool
+    /// (a tenant's first session) spends no round trip on it. A pool reads it again itself after a disconnect
+    /// (a restarted server may have another).
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (TimeSpan WaitTimeout, long ReadAt)> s_waitTimeouts = new(StringComparer.Ordinal);
+
+    /// <summary>How long a wait_timeout read by one pool serves the others (a DBA may change it).</summary>
+    private static readonly TimeSpan s_sharedFactsFor = TimeSpan.FromMinutes(5);
+
     private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, bool async)
     {
         TimeSpan? waitTimeout = null;
-        try
+        if (generation == 0 && _options.SharesServerFacts && s_waitTimeouts.TryGetValue(_settings.ServerKey, out var known)
+            && WaitedSince(known.ReadAt) < s_sharedFactsFor)
         {
-            waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _options.ValidationTimeout, async, CancellationToken.None).ConfigureAwait(false);
+            waitTimeout = known.WaitTimeout;
         }
-        catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
+        else
         {
-            PoolLog.WaitTimeoutUnknown(_logger, Name, e.Message, e);
+            try
+            {
+                waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _options.ValidationTimeout, async, CancellationToken.None).ConfigureAwait(false);
+                if (waitTimeout is { } read)
+                    s_waitTimeouts[_settings.ServerKey] = (read, System.Diagnostics.Stopwatch.GetTimestamp());
+            }
+            catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
+            {
+                PoolLog.WaitTimeoutUnknown(_logger, Name, e.Message, e);
+            }
         }
 
         var facts = ServerFacts.From(_options, waitTimeout ?? Facts.WaitTimeout, generation);
