@@ -33,7 +33,9 @@ namespace NHKeepAlive.NHibernate;
 public class KeepAliveConnectionProvider : ConnectionProvider
 {
     private static readonly INHibernateLogger s_log = NHibernateLogger.For(typeof(KeepAliveConnectionProvider));
-    private readonly ConcurrentDictionary<string, KeepAlivePool> _pools = new(StringComparer.Ordinal);
+    // Pools of other connection strings than the configured one (NHibernate's multi-tenancy asks for a tenant's
+    // connection string): built once each on first use, retired when quiet.
+    private KeepAlivePoolSet? _tenants;
     private readonly NameValueCollection? _appSettings;
 
     // Driver connections handed to a session whose driver is the application's own (see GetConnection), with their handles.
@@ -81,7 +83,8 @@ public class KeepAliveConnectionProvider : ConnectionProvider
         }
 
         // Built now, so that a bad option or connection string fails BuildSessionFactory, not the first query.
-        _pool = _pools.GetOrAdd(ConnectionString, _ => new KeepAlivePool(options));
+        _pool = new KeepAlivePool(options);
+        _tenants = new KeepAlivePoolSet(options, options.TenantPoolRetireAfter);
     }
 
     /// <inheritdoc />
@@ -108,11 +111,14 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     /// driver's connection: it gets the driver's connection, and such a connection cannot be taken back if the
     /// application drops its session without closing it.
     /// </remarks>
-    public override DbConnection GetConnection(string connectionString) => Hand(PoolFor(connectionString).Rent());
+    public override DbConnection GetConnection(string connectionString) =>
+        Hand(IsConfigured(connectionString) ? Pool!.Rent() : Tenants.Rent(connectionString));
 
     /// <inheritdoc />
     public override async Task<DbConnection> GetConnectionAsync(string connectionString, CancellationToken cancellationToken) =>
-        Hand(await PoolFor(connectionString).RentAsync(cancellationToken).ConfigureAwait(false));
+        Hand(IsConfigured(connectionString)
+            ? await Pool!.RentAsync(cancellationToken).ConfigureAwait(false)
+            : await Tenants.RentAsync(connectionString, cancellationToken).ConfigureAwait(false));
 
     /// <inheritdoc />
     public override void CloseConnection(DbConnection conn)
@@ -137,9 +143,8 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     {
         if (isDisposing && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            foreach (var pool in _pools.Values)
-                pool.Dispose();
-            _pools.Clear();
+            _pool?.Dispose();
+            _tenants?.Dispose();
         }
 
         base.Dispose(isDisposing);
@@ -155,17 +160,21 @@ public class KeepAliveConnectionProvider : ConnectionProvider
         return inner;
     }
 
-    private KeepAlivePool PoolFor(string connectionString)
+    /// <summary>Whether <paramref name="connectionString"/> is the configured one (the common case: no tenants).</summary>
+    private bool IsConfigured(string connectionString)
+    {
+        ThrowIfClosed();
+        return string.Equals(connectionString, ConnectionString, StringComparison.Ordinal);
+    }
+
+    /// <summary>The pools of the tenants' connection strings.</summary>
+    private KeepAlivePoolSet Tenants => _tenants ?? throw new InvalidOperationException("The connection provider has not been configured.");
+
+    private void ThrowIfClosed()
     {
         if (Volatile.Read(ref _disposed) != 0)
             throw new ObjectDisposedException(nameof(KeepAliveConnectionProvider), "The session factory that owns this connection provider has been closed.");
-        var options = _options ?? throw new InvalidOperationException("The connection provider has not been configured.");
-        return _pools.GetOrAdd(connectionString, cs =>
-        {
-            var copy = options.Clone();
-            copy.ConnectionString = cs;
-            copy.PoolName = null;
-            return new KeepAlivePool(copy);
-        });
+        if (_pool is null)
+            throw new InvalidOperationException("The connection provider has not been configured.");
     }
 }

@@ -42,6 +42,9 @@ public sealed class KeepAliveOptions
     /// <summary>Default for <see cref="ShutdownGracePeriod"/>: 5 s.</summary>
     public static readonly TimeSpan DefaultShutdownGracePeriod = TimeSpan.FromSeconds(5);
 
+    /// <summary>Default for <see cref="TenantPoolRetireAfter"/>: 10 minutes.</summary>
+    public static readonly TimeSpan DefaultTenantPoolRetireAfter = TimeSpan.FromMinutes(10);
+
     private string? _connectionString = KeepAliveOptionTable.ConnectionString.Default;
     private MySqlDriver _driver = KeepAliveOptionTable.Driver.Default;
     private string? _poolName = KeepAliveOptionTable.PoolName.Default;
@@ -59,6 +62,7 @@ public sealed class KeepAliveOptions
     private bool _allowReadOnly = KeepAliveOptionTable.AllowReadOnly.Default;
     private SessionResetPolicy _sessionReset = KeepAliveOptionTable.SessionReset.Default;
     private TimeSpan _shutdownGracePeriod = KeepAliveOptionTable.ShutdownGracePeriod.Default;
+    private TimeSpan _tenantPoolRetireAfter = KeepAliveOptionTable.TenantPoolRetireAfter.Default;
 
     // One bit per option (KeepAliveOption.Index) that was assigned, whatever the value; a value type, so Clone copies it.
     private ulong _explicit;
@@ -231,6 +235,18 @@ public sealed class KeepAliveOptions
     {
         get => _shutdownGracePeriod;
         set => Assign(ref _shutdownGracePeriod, value, KeepAliveOptionTable.ShutdownGracePeriod);
+    }
+
+    /// <summary>
+    /// For NHibernate's multi-tenancy (a database per tenant): a pool of another connection string than the
+    /// configured one with nothing on loan for this long is closed and built again on its next use, so that a
+    /// quiet tenant costs no connection. The configured connection string's pool is never retired. Zero keeps
+    /// every pool. Default 10 minutes.
+    /// </summary>
+    public TimeSpan TenantPoolRetireAfter
+    {
+        get => _tenantPoolRetireAfter;
+        set => Assign(ref _tenantPoolRetireAfter, value, KeepAliveOptionTable.TenantPoolRetireAfter);
     }
 
     /// <summary>Where the pool logs (category <c>NHKeepAlive.Pool</c>). Default: nowhere.</summary>

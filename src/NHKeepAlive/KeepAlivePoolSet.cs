@@ -17,9 +17,6 @@ namespace NHKeepAlive;
 /// </summary>
 public sealed class KeepAlivePoolSet : IDisposable
 {
-    /// <summary>Default for <see cref="RetireAfter"/>: 10 minutes.</summary>
-    public static readonly TimeSpan DefaultRetireAfter = TimeSpan.FromMinutes(10);
-
     private static readonly TimeSpan s_maxCheckPeriod = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_minCheckPeriod = TimeSpan.FromMilliseconds(100);
 
@@ -30,21 +27,23 @@ public sealed class KeepAlivePoolSet : IDisposable
 
     /// <summary>A set whose pools are built from <paramref name="template"/> (its connection string and pool name are replaced per pool).</summary>
     /// <param name="template">The options every pool is built from; copied now.</param>
-    /// <param name="retireAfter">How long a pool may have nothing on loan before it is retired; <see cref="Timeout.InfiniteTimeSpan"/> never retires one.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="retireAfter"/> is not positive (or infinite), or longer than 24 days.</exception>
+    /// <param name="retireAfter">How long a pool may have nothing on loan before it is retired; zero (or <see cref="Timeout.InfiniteTimeSpan"/>) never retires one.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="retireAfter"/> is negative, or longer than 24 days.</exception>
     public KeepAlivePoolSet(KeepAliveOptions template, TimeSpan retireAfter)
     {
         if (template is null)
             throw new ArgumentNullException(nameof(template));
-        if (retireAfter != Timeout.InfiniteTimeSpan && (retireAfter <= TimeSpan.Zero || retireAfter > PoolSettings.MaxPeriod))
-            throw new ArgumentOutOfRangeException(nameof(retireAfter), retireAfter, $"The time after which a quiet pool is retired must be more than zero and at most {PoolSettings.Show(PoolSettings.MaxPeriod)}, or Timeout.InfiniteTimeSpan to keep every pool.");
+        if (retireAfter == TimeSpan.Zero)
+            retireAfter = Timeout.InfiniteTimeSpan;
+        if (retireAfter != Timeout.InfiniteTimeSpan && (retireAfter < TimeSpan.Zero || retireAfter > PoolSettings.MaxPeriod))
+            throw new ArgumentOutOfRangeException(nameof(retireAfter), retireAfter, $"The time after which a quiet pool is retired must be zero (never) or more, and at most {PoolSettings.Show(PoolSettings.MaxPeriod)}.");
         _template = template.Clone();
         RetireAfter = retireAfter;
         if (retireAfter != Timeout.InfiniteTimeSpan)
             _retirement = HousekeepingScheduler.Shared.Register(_ => RetireQuiet(), CheckPeriod);
     }
 
-    /// <summary>How long a pool may have nothing on loan before it is retired.</summary>
+    /// <summary>How long a pool may have nothing on loan before it is retired (the NHibernate provider takes <see cref="KeepAliveOptions.TenantPoolRetireAfter"/>).</summary>
     public TimeSpan RetireAfter { get; }
 
     /// <summary>The pools alive now.</summary>

@@ -66,6 +66,9 @@ public static class KeepAliveProperties
     /// <summary><see cref="KeepAliveOptions.ShutdownGracePeriod"/>.</summary>
     public const string ShutdownGracePeriod = Prefix + "shutdown_grace_period";
 
+    /// <summary><see cref="KeepAliveOptions.TenantPoolRetireAfter"/>.</summary>
+    public const string TenantPoolRetireAfter = Prefix + "tenant_pool_retire_after";
+
     /// <summary>
     /// Set by the NHibernate and Fluent adapters to pass a <see cref="KeepAliveOptions"/> object made
     /// in code (logger factory included) through NHibernate's string properties; not for users.

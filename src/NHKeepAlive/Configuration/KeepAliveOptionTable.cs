@@ -113,6 +113,11 @@ internal static class KeepAliveOptionTable
         o => o.ShutdownGracePeriod, (o, v) => o.ShutdownGracePeriod = v, zeroAllowed: true,
         "how long `Dispose` waits for connections on loan before it closes them (0: close at once)");
 
+    public static readonly KeepAliveOption<TimeSpan> TenantPoolRetireAfter = Period(
+        KeepAliveProperties.TenantPoolRetireAfter, nameof(KeepAliveOptions.TenantPoolRetireAfter), KeepAliveOptions.DefaultTenantPoolRetireAfter,
+        o => o.TenantPoolRetireAfter, (o, v) => o.TenantPoolRetireAfter = v,
+        "a pool of another connection string than the configured one (a tenant's database) with nothing on loan this long is closed, and built again on next use (0: never)");
+
     public static readonly KeepAliveOption<string?> PoolName = new(
         KeepAliveProperties.PoolName, nameof(KeepAliveOptions.PoolName), null,
         o => o.PoolName, (o, v) => o.PoolName = v, (_, v) => v,
@@ -124,7 +129,7 @@ internal static class KeepAliveOptionTable
     [
         ConnectionString, Driver, MaxPoolSize, MinIdle, ConnectionTimeout, ValidationTimeout, ValidationBypassWindow,
         ValidationQuery, SocketCheck, AllowReadOnly, SessionReset, MaxLifetime, IdleTimeout, KeepAliveInterval,
-        LeakDetectionThreshold, ShutdownGracePeriod, PoolName,
+        LeakDetectionThreshold, ShutdownGracePeriod, TenantPoolRetireAfter, PoolName,
     ];
 
     private static readonly Dictionary<string, KeepAliveOption> s_byName = All.ToDictionary(o => o.Name, StringComparer.OrdinalIgnoreCase);
