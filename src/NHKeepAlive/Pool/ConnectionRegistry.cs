@@ -237,13 +237,6 @@ internal sealed class ConnectionRegistry : IDisposable
     /// <summary>Takes every idle connection out for closing (a clear, a shutdown).</summary>
     public List<PooledConnection> TakeAllIdle() => TakeIdle(static (_, _) => true);
 
-    /// <summary>Runs <paramref name="action"/> under the registry's lock, so that what it reads is one moment's state.</summary>
-    public T Read<T>(Func<T> action)
-    {
-        lock (_lock)
-            return action();
-    }
-
     /// <summary>Waits up to <paramref name="grace"/> for every connection to be closed; returns those still live.</summary>
     public List<PooledConnection> WaitForEmpty(TimeSpan grace)
     {
