@@ -104,6 +104,7 @@ public sealed partial class KeepAlivePool : IDisposable
     private ServerFacts Facts => Volatile.Read(ref _facts);
 
     /// <summary>Takes an open, validated connection; give it back with <see cref="Return"/> or by disposing it.</summary>
+    /// <remarks>Inside a <c>TransactionScope</c> the connection is enlisted in it, as <see cref="KeepAliveConnection.Open"/> enlists (unless the connection string says <c>AutoEnlist=false</c>).</remarks>
     /// <returns>A <see cref="KeepAliveConnection"/>, open.</returns>
     /// <exception cref="PoolTimeoutException">No connection came free within the connection timeout.</exception>
     /// <exception cref="ConnectException">A new connection could not be opened.</exception>

@@ -12,17 +12,18 @@ public sealed partial class KeepAlivePool
     /// <summary>How long a caller waits for a slot between two requests for a sweep of dropped handles (see <see cref="RecoverDropped"/>).</summary>
     private static readonly TimeSpan s_sweepRequestInterval = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>A handle opened as <see cref="KeepAliveConnection.Open"/> opens one: inside a TransactionScope it is enlisted (unless AutoEnlist=false).</summary>
     private KeepAliveConnection OpenHandle()
     {
         var handle = new KeepAliveConnection(this, null);
-        Attach(handle);
+        handle.Open();
         return handle;
     }
 
     private async Task<KeepAliveConnection> OpenHandleAsync(CancellationToken cancellationToken)
     {
         var handle = new KeepAliveConnection(this, null);
-        await AttachAsync(handle, cancellationToken).ConfigureAwait(false);
+        await handle.OpenAsync(cancellationToken).ConfigureAwait(false);
         return handle;
     }
 

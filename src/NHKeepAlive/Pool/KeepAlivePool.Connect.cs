@@ -94,7 +94,11 @@ public sealed partial class KeepAlivePool
         {
             // Opened outside any ambient transaction: the driver would enlist the physical connection in the
             // caller's TransactionScope, unknown to the pool. A handle enlists its connection itself (KeepAliveConnection).
-            using var unenlisted = new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled);
+            // Async flow only where an await is inside: Mono's suppressing scope with async flow does not put the
+            // caller's transaction back when it ends (Transaction.Current stays null, the caller's scope then throws).
+            using var unenlisted = async
+                ? new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled)
+                : new TransactionScope(TransactionScopeOption.Suppress);
             if (async)
                 await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
             else
@@ -222,7 +226,7 @@ public sealed partial class KeepAlivePool
             var host = _hosts.Preferred;
             connection.ConnectionString = host.ConnectionString;
             pooled.Host = host;
-            using var unenlisted = new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled);
+            using var unenlisted = new TransactionScope(TransactionScopeOption.Suppress); // no await inside (see Connect)
             connection.Open();
         }
         catch (Exception e)

@@ -41,6 +41,12 @@ public sealed partial class KeepAlivePool
         if (pooled.Enlisted is not { } transaction)
             return false;
         pooled.Enlisted = null;
+
+        // One the driver closed after a fatal error (a KILL) has no part left in the transaction's outcome, and
+        // the completion may never be announced (Mono does not raise TransactionCompleted when MySql.Data's commit
+        // throws on the dead connection): evict it now rather than hold its slot for good.
+        if (pooled.Connection.State != ConnectionState.Open)
+            return false;
         try
         {
             if (transaction.TransactionInformation.Status != System.Transactions.TransactionStatus.Active)
