@@ -72,7 +72,7 @@ public sealed partial class KeepAlivePool : IDisposable
         _hosts = new ServerHostSet(settings.Hosts);
         _watchdog = new ValidationWatchdog(_time, AbortSocket);
         _facts = ServerFacts.Initial(_options);
-        AutoEnlist = ReadsTrue(settings.ConnectionString, "AutoEnlist", "Auto Enlist");
+        AutoEnlist = ReadsTrue(_options.ConnectionString!, "AutoEnlist", "Auto Enlist"); // the caller's string: the pool's own says false
         _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
         _housekeeping = HousekeepingScheduler.Shared.Register(HousekeepingTurn, FirstHousekeeping);
         if (_time != TimeProvider.System)

@@ -44,6 +44,10 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
             builder.ConnectionString = connectionString;
             poolKeywords = TakePoolKeywords(builder, connectionString);
             builder["Pooling"] = false;
+
+            // The pool enlists handles in system transactions itself (KeepAliveConnection); the driver must never
+            // enlist a physical connection it opens for the pool in whatever transaction is ambient at that moment.
+            builder["AutoEnlist"] = false;
             builder["Persist Security Info"] = false;
             Complete(builder);
 

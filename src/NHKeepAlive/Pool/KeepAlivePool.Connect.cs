@@ -4,7 +4,6 @@ using System.Data;
 using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
-using System.Transactions;
 using NHKeepAlive.Diagnostics;
 
 namespace NHKeepAlive;
@@ -92,13 +91,10 @@ public sealed partial class KeepAlivePool
         var started = _time.GetTimestamp();
         try
         {
-            // Opened outside any ambient transaction: the driver would enlist the physical connection in the
-            // caller's TransactionScope, unknown to the pool. A handle enlists its connection itself (KeepAliveConnection).
-            // Async flow only where an await is inside: Mono's suppressing scope with async flow does not put the
-            // caller's transaction back when it ends (Transaction.Current stays null, the caller's scope then throws).
-            using var unenlisted = async
-                ? new TransactionScope(TransactionScopeOption.Suppress, TransactionScopeAsyncFlowOption.Enabled)
-                : new TransactionScope(TransactionScopeOption.Suppress);
+            // The connection string says AutoEnlist=false (see ReflectionDriverAdapter.PrepareConnectionString): the
+            // driver never enlists a physical connection in the caller's TransactionScope behind the pool's back; a
+            // handle enlists its connection itself (KeepAliveConnection). A suppressing scope around the open would do
+            // the same, but Mono's, with async flow, does not give the caller's transaction back.
             if (async)
                 await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
             else
@@ -226,7 +222,6 @@ public sealed partial class KeepAlivePool
             var host = _hosts.Preferred;
             connection.ConnectionString = host.ConnectionString;
             pooled.Host = host;
-            using var unenlisted = new TransactionScope(TransactionScopeOption.Suppress); // no await inside (see Connect)
             connection.Open();
         }
         catch (Exception e)
