@@ -27,7 +27,7 @@ internal static class NHibernateSetup
     public static void Map(WebApplication app)
     {
         // A unit of work through the request's session.
-        app.MapGet("/nh", async (ISession session) =>
+        app.MapGet("/nh", async (global::NHibernate.ISession session) =>
         {
             await session.CreateSQLQuery("CREATE TABLE IF NOT EXISTS sample_note (Id BIGINT AUTO_INCREMENT PRIMARY KEY, Text VARCHAR(255) NOT NULL)").ExecuteUpdateAsync();
             using var transaction = session.BeginTransaction();
