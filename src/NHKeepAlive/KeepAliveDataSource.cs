@@ -95,6 +95,17 @@ public sealed class KeepAliveDataSource
             Pool.Dispose();
         base.Dispose(disposing);
     }
+
+    /// <summary>
+    /// Disposes the pool: <c>DbDataSource.DisposeAsync</c> (what <c>await using</c> and a host's service
+    /// provider call) runs this and then <c>Dispose(false)</c>, which must not be the only place the pool goes.
+    /// </summary>
+    /// <returns>A completed task: the pool's shutdown is synchronous.</returns>
+    protected override ValueTask DisposeAsyncCore()
+    {
+        Pool.Dispose();
+        return base.DisposeAsyncCore();
+    }
 #else
     /// <summary>Disposes the pool (see <see cref="KeepAlivePool.Dispose"/>).</summary>
     public void Dispose() => Pool.Dispose();

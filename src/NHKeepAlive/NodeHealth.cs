@@ -14,12 +14,15 @@ namespace NHKeepAlive;
 internal static class NodeHealth
 {
     // Integers only, so that no driver decodes a character set (MySql.Data 8.0 cannot read utf8mb3).
-    // A server without wsrep (or without these information_schema tables) answers NULL or an error.
+    // A server without wsrep (or without these information_schema tables) answers NULL or an error. So does
+    // one whose build has wsrep but does not run it (wsrep_on=OFF, Debian's and most distributions' plain
+    // MariaDB): it reports wsrep_ready OFF, which must not make a plain server of a host list unfit.
+    private const string WsrepOn = "EXISTS (SELECT 1 FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'WSREP_ON' AND VARIABLE_VALUE = 'ON')";
     private const string FullQuery =
         "SELECT CAST(@@GLOBAL.read_only AS SIGNED), " +
-        "(SELECT CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE'), " +
-        "(SELECT IF(VARIABLE_VALUE = 'ON', 1, 0) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_READY'), " +
-        "(SELECT IF(VARIABLE_VALUE = 'NONE', 0, 1) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'WSREP_REJECT_QUERIES')";
+        "(SELECT CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE' AND " + WsrepOn + "), " +
+        "(SELECT IF(VARIABLE_VALUE = 'ON', 1, 0) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_READY' AND " + WsrepOn + "), " +
+        "(SELECT IF(VARIABLE_VALUE = 'NONE', 0, 1) FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'WSREP_REJECT_QUERIES' AND " + WsrepOn + ")";
 
     private const string ReadOnlyQuery = "SELECT CAST(@@GLOBAL.read_only AS SIGNED), NULL, NULL, NULL";
 
