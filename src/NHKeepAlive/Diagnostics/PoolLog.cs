@@ -102,4 +102,8 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, int, Exception?> ServerFullLifted =
         LoggerMessage.Define<string, int>(LogLevel.Information, new EventId(24, "ServerFullLifted"),
             "Pool {Pool}: the server accepts new connections again ({Live} open); callers no longer wait for one to come back");
+
+    public static readonly Action<ILogger, string, int, string, Exception?> WirePingSilent =
+        LoggerMessage.Define<string, int, string>(LogLevel.Warning, new EventId(25, "WirePingSilent"),
+            "Pool {Pool}: {Count} of the pool's own pings in a row got no answer in time (a protocol the pool did not recognise, which the server does not answer on the raw socket?); the pool now pings through {Driver}'s Ping()");
 }

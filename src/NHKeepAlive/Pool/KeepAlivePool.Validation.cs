@@ -129,12 +129,34 @@ public sealed partial class KeepAlivePool
     /// What a ping on the wire found, as a validation's outcome. A reply that is not a reply to COM_PING
     /// sends the pool back to the driver's pings.
     /// </summary>
+    /// <summary>Silent wire pings in a row after which the pool pings through the driver (see <see cref="WireOutcome"/>).</summary>
+    internal const int SilentWirePingsBeforeGivingUp = 3;
+
+    private int _silentWirePings;
+
     private PingOutcome WireOutcome(PooledConnection pooled, WirePingResult result, bool inTime)
     {
         if (result == WirePingResult.Garbled && _wirePing)
         {
             _wirePing = false;
             PoolLog.WirePingGarbled(_logger, Name, pooled.Id, _driver.Name, null);
+        }
+
+        // A stream misjudged as plain whose server ignores a raw COM_PING would time out every wire ping (and close
+        // every idle connection, forever): after a few silent ones in a row, with none answered between, the pool
+        // goes back to the driver's pings. On a path that is really dead the driver's pings time out as well, bounded
+        // the same way, so nothing is lost.
+        if (!inTime || result == WirePingResult.Timeout)
+        {
+            if (Interlocked.Increment(ref _silentWirePings) == SilentWirePingsBeforeGivingUp && _wirePing)
+            {
+                _wirePing = false;
+                PoolLog.WirePingSilent(_logger, Name, SilentWirePingsBeforeGivingUp, _driver.Name, null);
+            }
+        }
+        else if (result == WirePingResult.Ok)
+        {
+            Volatile.Write(ref _silentWirePings, 0);
         }
 
         return !inTime || result == WirePingResult.Timeout ? PingOutcome.Timeout
