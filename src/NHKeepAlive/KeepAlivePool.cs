@@ -41,6 +41,7 @@ public sealed partial class KeepAlivePool : IDisposable
     private readonly ValidationWatchdog _watchdog;
 
     private ServerFacts _facts;
+    private DriverCapabilities? _capabilities;
     private int _pending;
     private int _generation;
     private int _nextId;
@@ -194,7 +195,7 @@ public sealed partial class KeepAlivePool : IDisposable
     {
         var (leased, idle, opening, checking) = _registry.Counts();
         return new PoolStatistics(leased, idle, opening, checking, Volatile.Read(ref _pending), _options.MaxPoolSize,
-            Volatile.Read(ref _generation), Facts, _counters, _hosts.Snapshot());
+            Volatile.Read(ref _generation), Facts, _counters, _hosts.Snapshot(), Volatile.Read(ref _capabilities));
     }
 
     /// <summary>

@@ -5,8 +5,9 @@ namespace NHKeepAlive;
 /// <summary>A snapshot of a pool's state and counters.</summary>
 public sealed class PoolStatistics
 {
-    internal PoolStatistics(int active, int idle, int opening, int checking, int pending, int maxPoolSize, int generation, ServerFacts facts, PoolCounters counters, System.Collections.Generic.IReadOnlyList<HostHealth> hosts)
+    internal PoolStatistics(int active, int idle, int opening, int checking, int pending, int maxPoolSize, int generation, ServerFacts facts, PoolCounters counters, System.Collections.Generic.IReadOnlyList<HostHealth> hosts, DriverCapabilities? capabilities = null)
     {
+        Capabilities = capabilities;
         Hosts = hosts;
         Active = active;
         Idle = idle;
@@ -108,6 +109,9 @@ public sealed class PoolStatistics
 
     /// <summary>Connects the server refused for a connection limit (1040, 1203, 1226): while it does, callers wait for a connection to come back.</summary>
     public long RefusedConnects { get; }
+
+    /// <summary>What the driver offered the pool (found when the first connection opened; null before).</summary>
+    public DriverCapabilities? Capabilities { get; }
 
     /// <summary>The state in one line, as error messages show it.</summary>
     /// <returns>The summary.</returns>

@@ -106,4 +106,8 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, int, string, Exception?> WirePingSilent =
         LoggerMessage.Define<string, int, string>(LogLevel.Warning, new EventId(25, "WirePingSilent"),
             "Pool {Pool}: {Count} of the pool's own pings in a row got no answer in time (a protocol the pool did not recognise, which the server does not answer on the raw socket?); the pool now pings through {Driver}'s Ping()");
+
+    public static readonly Action<ILogger, string, string, Exception?> DriverCapabilitiesFound =
+        LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(26, "DriverCapabilities"),
+            "Pool {Pool}: {Capabilities}");
 }

@@ -119,6 +119,18 @@ internal abstract class DriverAdapter
     /// </summary>
     public virtual (System.Net.Sockets.Socket? Socket, bool Plain) FindSocket(DbConnection connection) => SocketAborter.Inspect(connection);
 
+    /// <summary>The driver's version, as its assembly says.</summary>
+    public virtual string Version => "unknown";
+
+    /// <summary>Whether the driver tells whether a transaction is open without a round trip (<see cref="IsInTransaction"/> can answer).</summary>
+    public virtual bool KnowsTransactionState => false;
+
+    /// <summary>Whether the driver keeps the server's status flags (autocommit, session state changed).</summary>
+    public virtual bool KeepsStatusFlags => false;
+
+    /// <summary>Whether <see cref="ResetSession"/> can reset a session.</summary>
+    public virtual bool CanResetSession => false;
+
     /// <summary>Closes the connection's socket under the driver, so that a read blocked on it fails now.</summary>
     public virtual bool Abort(DbConnection connection) => SocketAborter.Abort(connection);
 

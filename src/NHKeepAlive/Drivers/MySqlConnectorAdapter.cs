@@ -37,6 +37,10 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
 
     public override MySqlDriver Kind => MySqlDriver.MySqlConnector;
 
+    public override bool KnowsTransactionState => _currentTransaction is not null;
+
+    public override bool CanResetSession => _resetConnection is not null;
+
     public static MySqlConnectorAdapter? TryCreate()
     {
         var connectionType = LoadType("MySqlConnector.MySqlConnection, MySqlConnector");

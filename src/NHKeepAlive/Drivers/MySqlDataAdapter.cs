@@ -123,6 +123,12 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
 
     public override MySqlDriver Kind => MySqlDriver.MySqlData;
 
+    public override bool KnowsTransactionState => _inTransactionFlag is not null;
+
+    public override bool KeepsStatusFlags => _stateChangedFlag is not null;
+
+    public override bool CanResetSession => _reset is not null;
+
     public static MySqlDataAdapter? TryCreate()
     {
         var connectionType = LoadType("MySql.Data.MySqlClient.MySqlConnection, MySql.Data");

@@ -31,6 +31,11 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
 
     public override string Name { get; }
 
+    public override string Version =>
+        ConnectionType.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>() is { } info
+            ? info.InformationalVersion.Split('+')[0]
+            : ConnectionType.Assembly.GetName().Version?.ToString() ?? "unknown";
+
     /// <summary>The driver's connection type.</summary>
     public Type ConnectionType { get; }
 

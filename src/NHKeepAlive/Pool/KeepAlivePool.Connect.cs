@@ -165,6 +165,8 @@ public sealed partial class KeepAlivePool
 
         var now = Now;
         pooled.Opened(now, ExpiryFrom(now), generation, _driver.ServerThreadId(connection), socket, plain, connection.Database);
+        if (_capabilities is null)
+            RecordCapabilities(pooled);
         pooled.HostGeneration = pooled.Host.Generation;
     }
 
@@ -235,5 +237,15 @@ public sealed partial class KeepAlivePool
         _counters.Reopen();
         _counters.Create();
         PoolLog.ConnectionReopened(_logger, Name, pooled.Id, why, idle.TotalSeconds, null);
+    }
+
+    /// <summary>What the driver offered, recorded and logged once, from the pool's first connection.</summary>
+    private void RecordCapabilities(PooledConnection pooled)
+    {
+        var capabilities = new DriverCapabilities(_driver.Name, _driver.Version, pooled.Socket is not null, pooled.WirePingable,
+            _driver.KnowsTransactionState, _driver.KeepsStatusFlags, _driver.CanResetSession,
+            _options.SessionReset != SessionResetPolicy.Never && pooled.ChangesReported);
+        if (Interlocked.CompareExchange(ref _capabilities, capabilities, null) is null)
+            PoolLog.DriverCapabilitiesFound(_logger, Name, capabilities.ToString(), null);
     }
 }
