@@ -182,8 +182,8 @@ internal static class KeepAliveCost
         try
         {
             var ping = driver == MySqlDriver.MySqlData
-                ? (Func<DbConnection, bool>)(c => ((MySql.Data.MySqlClient.MySqlConnection)c).Ping())
-                : c => ((MySqlConnector.MySqlConnection)c).Ping();
+                ? (Func<DbConnection, bool>)(c => ((MySql.Data.MySqlClient.MySqlConnection)Driver(c)).Ping())
+                : c => ((MySqlConnector.MySqlConnection)Driver(c)).Ping();
             connections.ForEach(c => ping(c)); // warm-up (JIT)
             long cpuNs = 0;
             var wall = TimeSpan.Zero;
@@ -220,6 +220,10 @@ internal static class KeepAliveCost
             });
         }
     }
+
+    /// <summary>The driver's own connection: a pool's handle's inner one, or the bare connection itself.</summary>
+    private static DbConnection Driver(DbConnection connection) =>
+        connection is KeepAliveConnection handle ? handle.InnerConnection : connection;
 
     /// <summary>What each ping's deadline costs: a one-shot timer and a cancellation registration, armed and disposed.</summary>
     private static double TimerCost()

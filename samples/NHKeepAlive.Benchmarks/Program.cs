@@ -438,7 +438,7 @@ internal static class PollCost
         var connection = pool.Rent();
         try
         {
-            var socket = NHKeepAlive.Drivers.SocketAborter.FindSocket(connection); // the walk the pool itself makes
+            var socket = NHKeepAlive.Drivers.SocketAborter.FindSocket(((KeepAliveConnection)connection).InnerConnection); // the walk the pool itself makes, on the driver's connection
             if (socket is null)
                 return "no socket found under the connection | — | —";
             var readable = false;

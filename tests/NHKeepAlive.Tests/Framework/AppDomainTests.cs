@@ -151,6 +151,7 @@ public sealed class TimerRecorder : MarshalByRefObject
 public sealed class PoolInChildDomain : MarshalByRefObject
 {
     private KeepAlivePool? _pool;
+    private System.Data.Common.DbConnection? _held;
 
     public IReadOnlyList<long> Start(string connectionString, TimerRecorder recorder)
     {
@@ -161,9 +162,10 @@ public sealed class PoolInChildDomain : MarshalByRefObject
             TimeProvider = new RecordingTimeProvider(recorder),
         });
         var connections = Enumerable.Range(0, 3).Select(_ => _pool.Rent()).ToList();
-        var ids = connections.Select(c => Convert.ToInt64(new MySql.Data.MySqlClient.MySqlCommand("SELECT CONNECTION_ID()", (MySql.Data.MySqlClient.MySqlConnection)c).ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var ids = connections.Select(c => Convert.ToInt64(new MySql.Data.MySqlClient.MySqlCommand("SELECT CONNECTION_ID()", (MySql.Data.MySqlClient.MySqlConnection)c.Physical()).ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture)).ToList();
         _pool.Return(connections[0]);
         _pool.Return(connections[1]); // the third stays in use: the domain goes before its owner returns it
+        _held = connections[2]; // referenced, so that it stays on loan (a dropped handle would be taken back)
         return ids;
     }
 

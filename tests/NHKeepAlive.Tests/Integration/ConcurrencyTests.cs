@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
+using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
 namespace NHKeepAlive.Tests.Integration;
@@ -33,13 +34,15 @@ public class ConcurrencyTests(MySqlDriver driver) : IntegrationTest(driver)
                 var connection = i % 2 == 0 ? await pool.RentAsync() : pool.Rent();
                 try
                 {
-                    if (!inUse.TryAdd(connection, i))
+                    // Keyed on the physical connection: every checkout gets a handle of its own.
+                    var physical = connection.Physical();
+                    if (!inUse.TryAdd(physical, i))
                         Interlocked.Increment(ref violations);
                     var id = ConnectionId(connection);
                     if (!serverIdsInUse.TryAdd(id, i))
                         Interlocked.Increment(ref violations);
                     serverIdsInUse.TryRemove(id, out _);
-                    inUse.TryRemove(connection, out _);
+                    inUse.TryRemove(physical, out _);
                     Interlocked.Increment(ref operations);
                 }
                 finally

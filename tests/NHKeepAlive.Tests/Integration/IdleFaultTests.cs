@@ -37,7 +37,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         using var _ = Admin.GlobalWaitTimeout(2);
         using var pool = CreatePool(o => o.ConnectionString += compressed ? ";UseCompression=true" : string.Empty);
         var held = Enumerable.Range(0, 3).Select(_ => pool.Rent()).ToList();
-        Assert.That(held.Select(c => Drivers.SocketAborter.Inspect(c).Plain), Has.All.EqualTo(!compressed));
+        Assert.That(held.Select(c => Drivers.SocketAborter.Inspect(c.Physical()).Plain), Has.All.EqualTo(!compressed));
         var ids = held.Select(ConnectionId).ToList();
         held.ForEach(c => pool.Return(c));
         Assert.That(pool.GetStatistics().KeepAliveInterval, Is.EqualTo(TimeSpan.FromSeconds(1)), "half of wait_timeout");

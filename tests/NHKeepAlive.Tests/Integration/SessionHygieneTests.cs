@@ -1,5 +1,6 @@
 using System;
 using System.Data;
+using NHKeepAlive.Tests.Infrastructure;
 using NUnit.Framework;
 
 namespace NHKeepAlive.Tests.Integration;
@@ -21,12 +22,13 @@ public class SessionHygieneTests(MySqlDriver driver) : IntegrationTest(driver)
     {
         using var pool = CreatePool(o => o.MaxPoolSize = 1);
         var first = pool.Rent();
+        var firstPhysical = first.Physical();
         var transaction = first.BeginTransaction();
         Scalar(first, "INSERT INTO hygiene VALUES (1, 'abandoned')", transaction);
         pool.Return(first); // never committed nor rolled back
 
         var second = pool.Rent();
-        Assert.That(second, Is.SameAs(first), "the same physical connection");
+        Assert.That(second.Physical(), Is.SameAs(firstPhysical), "the same physical connection");
         Assert.That(Convert.ToInt64(Scalar(second, "SELECT COUNT(*) FROM hygiene"), System.Globalization.CultureInfo.InvariantCulture), Is.Zero, "the next caller does not see the row");
         using (var own = second.BeginTransaction())
         {

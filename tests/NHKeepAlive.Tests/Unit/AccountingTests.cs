@@ -20,7 +20,8 @@ public class AccountingTests
     public void A_return_racing_dispose_closes_the_connection_instead_of_parking_it_in_a_dead_pool()
     {
         using var f = new FakePoolFixture();
-        var c = f.Pool.Rent();
+        var handle = f.Pool.Rent();
+        var c = handle.Fake();
 
         // The return's cleanup runs outside the lock; dispose the pool right there.
         f.Driver.Setup(d => d.IsInTransaction(c)).Returns(() =>
@@ -28,9 +29,9 @@ public class AccountingTests
             Assert.That(Task.Run(f.Pool.Dispose).Wait(TimeSpan.FromSeconds(10)), Is.True);
             return false;
         });
-        f.Pool.Return(c);
+        f.Pool.Return(handle);
 
-        Assert.That(((FakeConnection)c).IsDisposed, Is.True, "closed, not left in the idle list of a disposed pool");
+        Assert.That(c.IsDisposed, Is.True, "closed, not left in the idle list of a disposed pool");
         var stats = f.Pool.GetStatistics();
         Assert.That((stats.Total, stats.Evicted), Is.EqualTo((0, 1L)));
     }
@@ -90,6 +91,7 @@ public class AccountingTests
         using var f = new FakePoolFixture();
         f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((client.Client, false));
         var first = f.Pool.Rent();
+        var physical = first.Physical();
         f.Pool.Return(first);
 
         if (write)
@@ -99,7 +101,7 @@ public class AccountingTests
         Assert.That(() => client.Client.Poll(0, SelectMode.SelectRead), Is.True.After(2000, 5));
         var second = f.Pool.Rent();
 
-        Assert.That(second, Is.Not.SameAs(first));
+        Assert.That(second.Physical(), Is.Not.SameAs(physical));
         Assert.That(f.Pings, Is.Empty, "found without a ping");
         var stats = f.Pool.GetStatistics();
         Assert.That((stats.SocketCheckFailures, stats.Generation), Is.EqualTo((1L, 1)));
@@ -115,11 +117,12 @@ public class AccountingTests
         using var f = new FakePoolFixture(o => o.SocketCheck = false);
         f.Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((client.Client, false));
         var first = f.Pool.Rent();
+        var physical = first.Physical();
         f.Pool.Return(first);
 
         server.Shutdown(SocketShutdown.Send);
 
-        Assert.That(f.Pool.Rent(), Is.SameAs(first), "inside the window and unchecked, as before the socket check existed");
+        Assert.That(f.Pool.Rent().Physical(), Is.SameAs(physical), "inside the window and unchecked, as before the socket check existed");
         Assert.That(f.Pool.GetStatistics().SocketCheckFailures, Is.Zero);
     }
 
@@ -140,7 +143,7 @@ public class AccountingTests
                 var c = held[random.Next(held.Count)];
                 held.Remove(c);
                 if (random.Next(4) == 0)
-                    ((FakeConnection)c).Break();
+                    c.Fake().Break();
                 f.Pool.Return(c);
             }
 

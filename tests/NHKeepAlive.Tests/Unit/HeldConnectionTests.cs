@@ -28,15 +28,17 @@ public class HeldConnectionTests
     public void A_held_connection_found_dead_outside_a_transaction_is_reopened_on_the_same_object()
     {
         using var f = new FakePoolFixture();
-        var held = (FakeConnection)f.Pool.Rent();
-        f.Dead.Add(held);
+        var held = f.Pool.Rent();
+        var physical = held.Fake();
+        f.Dead.Add(physical);
         f.Time.Advance(TimeSpan.FromMinutes(5));
 
         var reopened = f.Pool.EnsureAlive(held, inTransaction: false);
 
         Assert.That(reopened, Is.True);
-        Assert.That(held.State, Is.EqualTo(System.Data.ConnectionState.Open));
-        Assert.That(held.ConnectionString, Is.EqualTo("Server=fake"), "reopened with the pool's own connection string, password included");
+        Assert.That(held.Physical(), Is.SameAs(physical), "reopened on the same object");
+        Assert.That(physical.State, Is.EqualTo(System.Data.ConnectionState.Open));
+        Assert.That(physical.ConnectionString, Is.EqualTo("Server=fake"), "reopened with the pool's own connection string, password included");
         var stats = f.Pool.GetStatistics();
         Assert.That((stats.Reopened, stats.Active), Is.EqualTo((1L, 1)));
         Assert.That(f.Log.Messages("ConnectionReopened").Single(), Does.Contain("session state"));
@@ -47,8 +49,8 @@ public class HeldConnectionTests
     public void A_held_connection_found_dead_inside_a_transaction_is_not_reopened_and_the_caller_is_told()
     {
         using var f = new FakePoolFixture();
-        var held = (FakeConnection)f.Pool.Rent();
-        f.Dead.Add(held);
+        var held = f.Pool.Rent();
+        f.Dead.Add(held.Physical());
         f.Time.Advance(TimeSpan.FromMinutes(5));
 
         var error = Assert.Throws<ConnectionLostException>(() => f.Pool.EnsureAlive(held, inTransaction: true))!;
@@ -65,7 +67,9 @@ public class HeldConnectionTests
         var c = f.Pool.Rent();
         f.Pool.Return(c);
 
-        Assert.That(() => f.Pool.EnsureAlive(c, false), Throws.InvalidOperationException);
+        // A handle given back refuses every use: ObjectDisposedException, an InvalidOperationException as documented.
+        Assert.That(() => f.Pool.EnsureAlive(c, false), Throws.TypeOf<ObjectDisposedException>().With.Message.Contains("pool 'fake'"));
+        Assert.That(() => f.Pool.EnsureAlive(new FakeConnection(), false), Throws.InvalidOperationException, "not one of the pool's connections");
         Assert.That(KeepAlivePool.OwnerOf(c), Is.SameAs(f.Pool));
         Assert.That(KeepAlivePool.OwnerOf(new FakeConnection()), Is.Null);
     }

@@ -32,8 +32,9 @@ public class MetricsTests
         using var f = new FakePoolFixture(o => o.PoolName = "metrics-test");
         var a = f.Pool.Rent();
         var b = f.Pool.Rent();
+        var physicalA = a.Physical();
         f.Pool.Return(a);
-        f.Dead.Add(a);
+        f.Dead.Add(physicalA);
         f.Time.Advance(TimeSpan.FromSeconds(1));
         var c = f.Pool.Rent(); // validates a, finds it dead, opens another
         listener.RecordObservableInstruments();

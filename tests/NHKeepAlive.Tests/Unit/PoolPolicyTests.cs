@@ -20,12 +20,13 @@ public class PoolPolicyTests
     {
         using var f = new FakePoolFixture();
         var first = f.Pool.Rent();
+        var physical = first.Physical();
         f.Pool.Return(first);
         f.Time.Advance(s_bypass - TimeSpan.FromMilliseconds(1));
 
         var second = f.Pool.Rent();
 
-        Assert.That(second, Is.SameAs(first));
+        Assert.That(second.Physical(), Is.SameAs(physical));
         Assert.That(f.Pings, Is.Empty);
     }
 
@@ -34,13 +35,14 @@ public class PoolPolicyTests
     {
         using var f = new FakePoolFixture();
         var first = f.Pool.Rent();
+        var physical = first.Physical();
         f.Pool.Return(first);
         f.Time.Advance(s_bypass + TimeSpan.FromMilliseconds(1));
 
         var second = f.Pool.Rent();
 
-        Assert.That(second, Is.SameAs(first));
-        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { first }));
+        Assert.That(second.Physical(), Is.SameAs(physical));
+        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { physical }));
         Assert.That(f.Pool.GetStatistics().Validations, Is.EqualTo(1));
     }
 
@@ -49,14 +51,15 @@ public class PoolPolicyTests
     {
         using var f = new FakePoolFixture();
         var first = f.Pool.Rent();
+        var physical = first.Fake();
         f.Pool.Return(first);
-        f.Dead.Add(first);
+        f.Dead.Add(physical);
         f.Time.Advance(TimeSpan.FromSeconds(5));
 
         var second = f.Pool.Rent();
 
-        Assert.That(second, Is.Not.SameAs(first));
-        Assert.That(((FakeConnection)first).IsDisposed, Is.True);
+        Assert.That(second.Physical(), Is.Not.SameAs(physical));
+        Assert.That(physical.IsDisposed, Is.True);
         var stats = f.Pool.GetStatistics();
         Assert.That((stats.Created, stats.Evicted, stats.ValidationFailures, stats.Total), Is.EqualTo((2L, 1L, 1L, 1)));
         Assert.That(f.Log.Messages("ConnectionEvicted").Single(), Does.Contain("ValidationFailed").And.Contain("dead on validation"));
@@ -68,14 +71,15 @@ public class PoolPolicyTests
         using var f = new FakePoolFixture();
         var a = f.Pool.Rent();
         var b = f.Pool.Rent();
+        var physicalA = a.Physical();
         f.Pool.Return(a);
-        ((FakeConnection)b).Break();
+        b.Fake().Break();
 
         f.Pool.Return(b);
         var next = f.Pool.Rent();
 
-        Assert.That(next, Is.SameAs(a));
-        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { a }), "a predates the failure, so it is pinged although it was returned just now");
+        Assert.That(next.Physical(), Is.SameAs(physicalA));
+        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { physicalA }), "a predates the failure, so it is pinged although it was returned just now");
         Assert.That(f.Pool.GetStatistics().Generation, Is.EqualTo(1));
         Assert.That(f.Log.Messages("ConnectionEvicted").Single(), Does.Contain("Broken"));
     }
@@ -179,15 +183,17 @@ public class PoolPolicyTests
         });
         var idle = f.Pool.Rent();
         var held = f.Pool.Rent();
+        var idleConnection = idle.Fake();
+        var heldConnection = held.Fake();
         f.Pool.Return(idle);
 
         for (var i = 0; i < 21; i++)
             f.Advance(TimeSpan.FromSeconds(30));
 
-        Assert.That(((FakeConnection)idle).IsDisposed, Is.True, "idle past its lifetime: retired by housekeeping");
+        Assert.That(idleConnection.IsDisposed, Is.True, "idle past its lifetime: retired by housekeeping");
         Assert.That(held.State, Is.EqualTo(ConnectionState.Open), "in use: left alone");
         f.Pool.Return(held);
-        Assert.That(((FakeConnection)held).IsDisposed, Is.True, "retired as it came back");
+        Assert.That(heldConnection.IsDisposed, Is.True, "retired as it came back");
         Assert.That(f.Log.Messages("ConnectionEvicted"), Has.All.Contain("MaxLifetime"));
     }
 
@@ -245,12 +251,13 @@ public class PoolPolicyTests
             o.ConnectionTimeout = TimeSpan.FromMilliseconds(200);
             o.ValidationTimeout = TimeSpan.FromMilliseconds(100);
         });
-        f.RentMany(2);
+        var held = f.RentMany(2);
 
         var error = Assert.Throws<PoolTimeoutException>(() => f.Pool.Rent())!;
 
         Assert.That(error.Message, Does.Contain("active 2, idle 0, opening 0, checking 0, pending 0, max 2").And.Contain("nhkeepalive.max_pool_size"));
         Assert.That(error.Statistics!.Active, Is.EqualTo(2));
+        GC.KeepAlive(held); // held to the end: a handle collected earlier would be taken back
     }
 
     [Test]
@@ -258,13 +265,14 @@ public class PoolPolicyTests
     {
         using var f = new FakePoolFixture(o => o.MaxPoolSize = 1);
         var held = f.Pool.Rent();
+        var physical = held.Physical();
         var waiter = f.Pool.RentAsync();
         Assert.That(waiter.IsCompleted, Is.False);
 
         f.Pool.Return(held);
 
         Assert.That(waiter.Wait(TimeSpan.FromSeconds(5)), Is.True);
-        Assert.That(waiter.Result, Is.SameAs(held));
+        Assert.That(waiter.Result.Physical(), Is.SameAs(physical));
     }
 
     [Test]
@@ -282,8 +290,9 @@ public class PoolPolicyTests
     public void A_connection_returned_in_a_transaction_is_rolled_back_and_one_without_costs_no_round_trip()
     {
         using var f = new FakePoolFixture();
-        var c = f.Pool.Rent();
-        f.Pool.Return(c);
+        var handle = f.Pool.Rent();
+        var c = handle.Physical();
+        f.Pool.Return(handle);
         f.Driver.Verify(d => d.RollBack(It.IsAny<System.Data.Common.DbConnection>()), Times.Never);
 
         f.Driver.Setup(d => d.IsInTransaction(c)).Returns(true);
@@ -345,15 +354,17 @@ public class PoolPolicyTests
         });
         var idle = f.Pool.Rent();
         var held = f.Pool.Rent();
+        var idleConnection = idle.Fake();
+        var heldConnection = held.Fake();
         f.Pool.Return(idle);
 
         var disposing = Task.Run(f.Pool.Dispose);
-        Assert.That(() => ((FakeConnection)idle).IsDisposed, Is.True.After(5000, 10), "idle: closed at once");
+        Assert.That(() => idleConnection.IsDisposed, Is.True.After(5000, 10), "idle: closed at once");
         Assert.That(disposing.IsCompleted, Is.False, "waiting for the connection on loan");
         f.Pool.Return(held);
 
         Assert.That(disposing.Wait(TimeSpan.FromSeconds(5)), Is.True, "done as soon as the last connection came back");
-        Assert.That(((FakeConnection)held).IsDisposed, Is.True);
+        Assert.That(heldConnection.IsDisposed, Is.True);
         f.Time.Advance(TimeSpan.FromMinutes(5));
         Assert.That(f.Pings, Is.Empty);
         Assert.That(() => f.Pool.Rent(), Throws.TypeOf<ObjectDisposedException>());
@@ -369,10 +380,11 @@ public class PoolPolicyTests
             o.LeakDetectionThreshold = TimeSpan.FromMinutes(1);
         });
         var held = f.Pool.Rent();
+        var heldConnection = held.Fake();
 
         f.Pool.Dispose();
 
-        Assert.That(((FakeConnection)held).IsDisposed, Is.True);
+        Assert.That(heldConnection.IsDisposed, Is.True);
         Assert.That(f.Log.Messages("ClosedAtShutdown").Single(), Does.Contain(nameof(Dispose_closes_a_connection_still_on_loan_after_the_grace_period_and_logs_who_took_it)));
         Assert.That(() => f.Pool.Return(held), Throws.Nothing, "a late return of a connection the shutdown closed is harmless");
         Assert.That(f.Pool.GetStatistics().Total, Is.Zero);
@@ -384,14 +396,16 @@ public class PoolPolicyTests
         using var f = new FakePoolFixture();
         var idle = f.Pool.Rent();
         var held = f.Pool.Rent();
+        var idleConnection = idle.Fake();
+        var heldConnection = held.Physical();
         f.Pool.Return(idle);
 
         f.Pool.Clear();
         f.Pool.Return(held);
         f.Pool.Rent();
 
-        Assert.That(((FakeConnection)idle).IsDisposed, Is.True);
-        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { held }), "the connection in use at the clear is validated before its next use");
+        Assert.That(idleConnection.IsDisposed, Is.True);
+        Assert.That(f.Pings.ToArray(), Is.EqualTo(new[] { heldConnection }), "the connection in use at the clear is validated before its next use");
         Assert.That(f.Log.Messages("ConnectionEvicted").Single(), Does.Contain("Cleared"));
     }
 
@@ -399,13 +413,14 @@ public class PoolPolicyTests
     public void Sync_and_async_checkouts_share_one_path()
     {
         using var f = new FakePoolFixture();
-        var c = f.Pool.Rent();
-        f.Pool.Return(c);
+        var handle = f.Pool.Rent();
+        var c = handle.Physical();
+        f.Pool.Return(handle);
         f.Time.Advance(TimeSpan.FromSeconds(1));
 
         var again = f.Pool.RentAsync().GetAwaiter().GetResult();
 
-        Assert.That(again, Is.SameAs(c));
+        Assert.That(again.Physical(), Is.SameAs(c));
         f.Driver.Verify(d => d.PingAsync(c, true, It.IsAny<CancellationToken>()), Times.Once);
     }
 
@@ -415,16 +430,18 @@ public class PoolPolicyTests
         using var f = new FakePoolFixture();
         var held = f.Pool.Rent();
         var idle = f.Pool.Rent();
+        var heldConnection = held.Fake();
+        var idleConnection = idle.Fake();
         f.Pool.Return(idle);
 
         f.Pool.ReportFailure(held, DriverExceptions.MySqlConnector(1290, "The MariaDB server is running with the --read-only option"));
 
-        Assert.That(((FakeConnection)idle).IsDisposed, Is.True, "idle connections to the read-only server are closed at once");
+        Assert.That(idleConnection.IsDisposed, Is.True, "idle connections to the read-only server are closed at once");
         f.Pool.Return(held);
-        Assert.That(((FakeConnection)held).IsDisposed, Is.True, "the one that met the error is closed as it comes back");
+        Assert.That(heldConnection.IsDisposed, Is.True, "the one that met the error is closed as it comes back");
         Assert.That(f.Log.Messages("ConnectionEvicted"), Has.All.Contain("HostUnhealthy"));
         var next = f.Pool.Rent();
-        Assert.That(((FakeConnection)next).IsDisposed, Is.False, "a new connection: behind a proxy it may reach another node");
+        Assert.That(next.Fake().IsDisposed, Is.False, "a new connection: behind a proxy it may reach another node");
         f.Pool.Return(next);
     }
 
@@ -442,7 +459,7 @@ public class PoolPolicyTests
         var next = f.Pool.Rent();
 
         Assert.That(f.Connections, Has.Count.EqualTo(4), "the first, two unfit ones closed at once, and the one handed out");
-        Assert.That(((FakeConnection)next).IsDisposed, Is.False);
+        Assert.That(next.Fake().IsDisposed, Is.False);
         Assert.That(f.Log.Messages("ConnectionEvicted").Count(m => m.Contains("HostUnhealthy")), Is.EqualTo(3));
         f.Pool.Return(next);
         f.Pool.Return(f.Pool.Rent());
@@ -469,7 +486,7 @@ public class PoolPolicyTests
 
         var next = f.Pool.Rent();
 
-        Assert.That(((FakeConnection)next).IsDisposed, Is.False, "handed out: nowhere else to go, and reads still work there");
+        Assert.That(next.Fake().IsDisposed, Is.False, "handed out: nowhere else to go, and reads still work there");
         Assert.That(f.Log.Messages("LoneHostStillUnfit").Single(), Does.Contain("only host"));
         f.Pool.Return(next);
         var after = f.Connections.Count;
