@@ -4,14 +4,15 @@
 # first query after a fault, and the keepalive's CPU per ping net of the idle baseline. Writes
 # docs/benchmarks.md. About 5-6 minutes on 2 cores. NHK_BENCH_SECONDS sets the seconds per cell (default
 # 2.5), NHK_BENCH_ROUNDS the slices each cell is measured in, taking turns with the other configurations
-# of the same driver (default 5).
+# of the same driver (default 5). NHK_BENCH_TENANTS sets the tenant databases of the tenants table
+# (default 1000; they are created and dropped by the run, and max_connections is raised for them).
 #
 # NHK_BENCH_FAILOVER=1 (or the flag --failover) adds the failover table: a throwaway 3-node Galera
 # cluster with HAProxy (build/cluster.sh; root, Debian packages, 3 GiB free), 8 writers on the stock
 # pools through HAProxy and on NHKeepAlive with the host list, through node 1 refusing queries, turning
 # read-only and being killed (about 4 more minutes; the cluster NHK_CLUSTER_STATE names is used and left
 # running, else one is started and stopped). Without it, the table of the last run that measured it is
-# kept in docs/benchmarks.md. NHK_BENCH_ONLY=throughput,poll,first,keepalive,failover measures only
+# kept in docs/benchmarks.md. NHK_BENCH_ONLY=throughput,poll,first,keepalive,tenants,failover measures only
 # those sections, into a side file in the temp folder (docs/benchmarks.md is untouched).
 set -uo pipefail
 for arg in "$@"; do

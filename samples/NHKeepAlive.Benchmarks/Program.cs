@@ -28,7 +28,7 @@ internal static class Program
         var root = args.Length > 1 ? args[1] : Directory.GetCurrentDirectory();
         var seconds = double.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_SECONDS") ?? "2.5", CultureInfo.InvariantCulture);
         var rounds = int.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_ROUNDS") ?? "5", CultureInfo.InvariantCulture);
-        // NHK_BENCH_ONLY=throughput,poll,first,keepalive,failover measures only those sections, into a
+        // NHK_BENCH_ONLY=throughput,poll,first,keepalive,tenants,failover measures only those sections, into a
         // side file (the report in docs/ is written by full runs only). NHK_BENCH_FAILOVER=1 adds the
         // failover table (a Galera cluster, about 4 minutes) to a full run; without it the table of the
         // last run that measured it is kept.
@@ -62,6 +62,13 @@ internal static class Program
             md.AppendLine("### What the keepalive costs");
             md.AppendLine();
             md.AppendLine(KeepAliveCost.Measure(server));
+        }
+
+        if (Want("tenants"))
+        {
+            var tenants = int.Parse(Environment.GetEnvironmentVariable("NHK_BENCH_TENANTS") ?? "1000", CultureInfo.InvariantCulture);
+            Console.WriteLine($"== tenants ({tenants} databases)");
+            md.Append(Tenants.Measure(server, tenants));
         }
 
         if (failover)
@@ -548,6 +555,23 @@ internal sealed class Server
         using var command = c.CreateCommand();
         command.CommandText = $"SET GLOBAL wait_timeout = {seconds}";
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>A connection outside any pool, for what the benchmark does to the server.</summary>
+    public MySqlConnector.MySqlConnection Admin()
+    {
+        var c = new MySqlConnector.MySqlConnection(ConnectionString(MySqlDriver.MySqlConnector) + ";Pooling=false");
+        c.Open();
+        return c;
+    }
+
+    /// <summary>The benchmark user's connections on the server, other than the one asking.</summary>
+    public long UserConnections()
+    {
+        using var c = Admin();
+        using var command = c.CreateCommand();
+        command.CommandText = $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{_user}' AND ID <> CONNECTION_ID()";
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
     public void SetMaxConnections(int connections)

@@ -48,6 +48,37 @@ public static class KeepAliveConfiguration
         return configuration;
     }
 
+    /// <summary>
+    /// <see cref="UseKeepAlive"/>, plus NHibernate's multi-tenancy with a database per tenant: sets
+    /// <c>multi_tenancy.strategy</c> to <c>Database</c> and <c>multi_tenancy.connection_provider</c> to
+    /// <see cref="KeepAliveMultiTenancyConnectionProvider"/>, whose tenant's connection string is the configured one
+    /// naming the tenant identifier as its database. Open a tenant's session with
+    /// <c>factory.WithOptions().Tenant(new TenantConfiguration("tenant_id")).OpenSession()</c>.
+    /// </summary>
+    /// <param name="configuration">The NHibernate configuration.</param>
+    /// <param name="configure">Sets options on top of the defaults and any <c>nhkeepalive.*</c> properties (every tenant's pool is built from them).</param>
+    /// <returns>The configuration.</returns>
+    public static Configuration UseKeepAliveMultiTenancy(this Configuration configuration, Action<KeepAliveOptions>? configure = null) =>
+        UseKeepAliveMultiTenancy<KeepAliveMultiTenancyConnectionProvider>(configuration, configure);
+
+    /// <summary>
+    /// <see cref="UseKeepAliveMultiTenancy(Configuration, Action{KeepAliveOptions})"/> with a multi-tenancy provider of
+    /// the application's own, derived from <see cref="KeepAliveMultiTenancyConnectionProvider"/> (to map tenants to
+    /// connection strings another way).
+    /// </summary>
+    /// <typeparam name="TProvider">The multi-tenancy connection provider.</typeparam>
+    /// <param name="configuration">The NHibernate configuration.</param>
+    /// <param name="configure">Sets options on top of the defaults and any <c>nhkeepalive.*</c> properties.</param>
+    /// <returns>The configuration.</returns>
+    public static Configuration UseKeepAliveMultiTenancy<TProvider>(this Configuration configuration, Action<KeepAliveOptions>? configure = null)
+        where TProvider : KeepAliveMultiTenancyConnectionProvider, new()
+    {
+        UseKeepAlive(configuration, configure);
+        configuration.SetProperty(Environment.MultiTenancy, nameof(global::NHibernate.MultiTenancy.MultiTenancyStrategy.Database));
+        configuration.SetProperty(Environment.MultiTenancyConnectionProvider, typeof(TProvider).AssemblyQualifiedName);
+        return configuration;
+    }
+
     /// <summary>Sets <c>sql_exception_converter</c> to NHKeepAlive's, unless the configuration names another (which is kept, with a warning).</summary>
     private static void InstallExceptionConverter(Configuration configuration)
     {

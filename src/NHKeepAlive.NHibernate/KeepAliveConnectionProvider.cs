@@ -59,6 +59,26 @@ public class KeepAliveConnectionProvider : ConnectionProvider
     /// <summary>The pool behind <c>connection.connection_string</c> (null before <see cref="Configure"/>).</summary>
     public KeepAlivePool? Pool => _pool;
 
+    /// <summary>
+    /// The pools of the other connection strings sessions asked for (a tenant's database, with NHibernate's
+    /// multi-tenancy), one per connection string, retired when quiet for <c>nhkeepalive.tenant_pool_retire_after</c>
+    /// (null before <see cref="Configure"/>).
+    /// </summary>
+    public KeepAlivePoolSet? TenantPools => _tenants;
+
+    /// <summary>The configured connection string (<c>connection.connection_string</c> or the one it names), which tenants' strings are made from.</summary>
+    internal string ConfiguredConnectionString
+    {
+        get
+        {
+            ThrowIfClosed();
+            return ConnectionString;
+        }
+    }
+
+    /// <summary>The driver decided for the pool and NHibernate.</summary>
+    internal MySqlDriver MySqlDriver => _decision?.Driver ?? throw new InvalidOperationException("The connection provider has not been configured.");
+
     /// <inheritdoc />
     public override void Configure(IDictionary<string, string> settings)
     {

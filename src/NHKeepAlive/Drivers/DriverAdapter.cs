@@ -46,6 +46,19 @@ internal abstract class DriverAdapter
     /// </summary>
     public abstract PreparedConnectionString PrepareConnectionString(string connectionString);
 
+    /// <summary>
+    /// <paramref name="connectionString"/> with its database (<c>Database</c>, or any alias the driver knows, such as
+    /// <c>Initial Catalog</c>) replaced by <paramref name="database"/>, every other option kept.
+    /// </summary>
+    public virtual string WithDatabase(string connectionString, string database)
+    {
+        var builder = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        foreach (var alias in new[] { "Initial Catalog", "Database" })
+            builder.Remove(alias);
+        builder["Database"] = database;
+        return builder.ConnectionString;
+    }
+
     /// <summary>A new, closed connection.</summary>
     public abstract DbConnection CreateConnection(string connectionString);
 

@@ -81,6 +81,16 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, name, hosts, poolKeywords);
     }
 
+    public override string WithDatabase(string connectionString, string database)
+    {
+        // The driver's own builder maps every alias of the database keyword onto one key.
+        var builder = _factory.CreateConnectionStringBuilder()
+            ?? throw new NotSupportedException($"{Name} offers no connection string builder.");
+        builder.ConnectionString = connectionString;
+        builder["Database"] = database;
+        return builder.ConnectionString;
+    }
+
     /// <summary>
     /// Removes the driver's pool keywords (<see cref="KeepAliveOption.ConnectionStringKeywords"/>) from
     /// <paramref name="builder"/> and returns them for the pool's options. The driver's own builder

@@ -10,17 +10,15 @@ namespace NHKeepAlive;
 /// host probes, sweeps for dropped handles) on a small set of dedicated threads, so that a thousand tenant
 /// pools cost a few threads, not a thousand. The threads are the scheduler's own, not the thread pool's: a
 /// starved thread pool cannot stop a keepalive. One pool runs on one thread at a time. Fairness: a pool whose
-/// run is slow (its pings wait on a blackholed path for the validation timeout) holds only its own thread; when
-/// another pool falls due while every thread is busy, the scheduler starts another thread, up to
-/// <see cref="MaxThreads"/>, and threads with nothing to do for a while end, down to one.
+/// run is slow (its pings wait on a blackholed path for the validation timeout) holds only its own thread: a thread
+/// that starts a run while other pools are registered and no other thread waits for them starts another thread
+/// first, up to <see cref="MaxThreads"/>, so that whoever falls due during the run finds a thread; threads with
+/// nothing to do for a while end, down to one.
 /// </summary>
 internal sealed class HousekeepingScheduler
 {
     /// <summary>The most threads the scheduler runs at once: what stands between every pool's keepalive and as many slow pools.</summary>
     internal const int MaxThreads = 4;
-
-    /// <summary>How late a due run may start before the scheduler adds a thread for it.</summary>
-    private static readonly TimeSpan s_lateness = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How long a thread beyond the first waits for work before it ends.</summary>
     private static readonly TimeSpan s_idleExit = TimeSpan.FromSeconds(30);
@@ -111,8 +109,9 @@ internal sealed class HousekeepingScheduler
                     continue;
                 }
 
-                // Another registration due too and nobody free to take it: a thread more, so that this run, however slow, delays nobody else.
-                if (_waiting == 0 && _threads < MaxThreads && HasDueBeyond(next))
+                // Other registrations and nobody left waiting for them: a thread more, so that this run, however slow,
+                // delays nobody else (a run that falls due while every thread is busy would find no one to start a thread).
+                if (_waiting == 0 && _threads < MaxThreads && HasWorkBeyond(next))
                 {
                     _threads++;
                     new Thread(Work) { IsBackground = true, Name = "NHKeepAlive housekeeping" }.Start();
@@ -173,13 +172,12 @@ internal sealed class HousekeepingScheduler
         return best;
     }
 
-    /// <summary>Whether a registration other than <paramref name="taken"/> has been due for longer than the lateness allowed. Under the lock.</summary>
-    private bool HasDueBeyond(Registration taken)
+    /// <summary>Whether a registration other than <paramref name="taken"/> will fall due (is signalled, or has a due time). Under the lock.</summary>
+    private bool HasWorkBeyond(Registration taken)
     {
-        var late = Stopwatch.GetTimestamp() - (long)(s_lateness.TotalSeconds * Stopwatch.Frequency);
         foreach (var registration in _registrations)
         {
-            if (!ReferenceEquals(registration, taken) && !registration.Running && (registration.Signalled || registration.DueAt <= late))
+            if (!ReferenceEquals(registration, taken) && !registration.Running && (registration.Signalled || registration.DueAt != long.MaxValue))
                 return true;
         }
 

@@ -158,6 +158,18 @@ internal sealed class ServerAdmin : IDisposable
         return values;
     }
 
+    /// <summary>The first column of every row of <paramref name="sql"/>, as text.</summary>
+    public IReadOnlyList<string> Names(string sql)
+    {
+        using var command = Connection.CreateCommand();
+        command.CommandText = sql;
+        using var reader = command.ExecuteReader();
+        var values = new List<string>();
+        while (reader.Read())
+            values.Add(reader.GetString(0));
+        return values;
+    }
+
     public void Kill(long id)
     {
         try
