@@ -20,6 +20,7 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
     private volatile string? _interceptor;
     private readonly ConstructorInfo? _loadInterceptors;
     private readonly ConditionalWeakTable<DbConnection, StatementWatch> _watches = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _interceptorsLoad = new(StringComparer.Ordinal);
 
     private MySqlDataAdapter(Type connectionType, DbProviderFactory factory)
         : base("MySql.Data", connectionType, factory)
@@ -91,8 +92,11 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         var existing = builder.TryGetValue("CommandInterceptors", out var value) ? Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) : null;
         if (existing is { Length: > 0 } && existing.Contains(interceptor))
             return;
-        builder["CommandInterceptors"] = existing is { Length: > 0 } ? $"{existing}|{interceptor}" : interceptor;
-        if (LoadsInterceptors(builder.ConnectionString))
+        var interceptors = existing is { Length: > 0 } ? $"{existing}|{interceptor}" : interceptor;
+        builder["CommandInterceptors"] = interceptors;
+
+        // Asked once per list of interceptors, not once per pool: a process with a pool per tenant builds many.
+        if (_interceptorsLoad.GetOrAdd(interceptors, _ => LoadsInterceptors(builder.ConnectionString)))
             return;
 
         // MySql.Data could not load it from where it looks (another load context, say): every Open would
