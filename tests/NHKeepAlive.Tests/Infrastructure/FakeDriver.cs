@@ -79,6 +79,11 @@ internal sealed class FakePoolFixture : IDisposable
         Driver = new Mock<DriverAdapter>(MockBehavior.Strict);
         Driver.SetupGet(d => d.Name).Returns("Fake");
         Driver.SetupGet(d => d.Kind).Returns(MySqlDriver.MySqlData);
+        // What the pool records of the driver from its first connection (DriverCapabilities).
+        Driver.SetupGet(d => d.Version).Returns("0-fake");
+        Driver.SetupGet(d => d.KnowsTransactionState).Returns(true);
+        Driver.SetupGet(d => d.KeepsStatusFlags).Returns(false);
+        Driver.SetupGet(d => d.CanResetSession).Returns(true);
         Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(new PreparedConnectionString("Server=fake;Password=secret", "Server=fake", "secret", "fake"));
         // Not plain: a fake connection's socket is no MySQL server.
         Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => (Sockets.TryGetValue(c, out var socket) ? socket : null, false));

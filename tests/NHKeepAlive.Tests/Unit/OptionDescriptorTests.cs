@@ -31,6 +31,7 @@ public class OptionDescriptorTests
         [KeepAliveProperties.KeepAliveInterval] = ("90", TimeSpan.FromSeconds(90), "600h"),
         [KeepAliveProperties.LeakDetectionThreshold] = ("30s", TimeSpan.FromSeconds(30), "9999999999999999999999h"),
         [KeepAliveProperties.ShutdownGracePeriod] = ("0", TimeSpan.Zero, "3601s"),
+        [KeepAliveProperties.TenantPoolRetireAfter] = ("15m", TimeSpan.FromMinutes(15), "700h"),
         [KeepAliveProperties.PoolName] = ("orders", "orders", null),
     };
 
