@@ -12,7 +12,4 @@ internal static class Handles
     /// </summary>
     public static DbConnection Physical(this DbConnection connection) =>
         connection is KeepAliveConnection handle ? handle.InnerConnection : connection;
-
-    /// <summary>The fake driver's connection under a handle from a <see cref="FakePoolFixture"/>'s pool.</summary>
-    public static FakeConnection Fake(this DbConnection connection) => (FakeConnection)connection.Physical();
 }
