@@ -80,7 +80,7 @@ public sealed partial class KeepAlivePool : IDisposable
             _timer = _time.CreateTimer(static s => ((KeepAlivePool)s!).RequestHousekeeping(), this, HousekeepingPeriod, Timeout.InfiniteTimeSpan);
         if (_options.MinIdle > 0)
             RequestHousekeeping();
-        Hosting.PoolLifetime.Register(this);
+        Lifetime.PoolLifetime.Register(this);
     }
 
     /// <summary>The pool's name, as logs and metrics show it.</summary>
@@ -214,7 +214,7 @@ public sealed partial class KeepAlivePool : IDisposable
 
     private void Shutdown(TimeSpan grace)
     {
-        Hosting.PoolLifetime.Unregister(this);
+        Lifetime.PoolLifetime.Unregister(this);
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         var idle = _registry.TakeAllIdle();

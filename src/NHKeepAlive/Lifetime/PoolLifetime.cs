@@ -1,7 +1,7 @@
 using System;
 using System.Collections.Generic;
 
-namespace NHKeepAlive.Hosting;
+namespace NHKeepAlive.Lifetime;
 
 /// <summary>
 /// Stops every live pool when its app domain goes: on <see cref="AppDomain.DomainUnload"/> (an ASP.NET

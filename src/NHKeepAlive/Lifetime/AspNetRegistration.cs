@@ -1,7 +1,7 @@
 #if NETFRAMEWORK
 using System.Web.Hosting;
 
-namespace NHKeepAlive.Hosting;
+namespace NHKeepAlive.Lifetime;
 
 /// <summary>
 /// Registers with ASP.NET's hosting environment, so that an app-domain recycle stops the pools (their
