@@ -86,7 +86,7 @@ internal sealed class FakePoolFixture : IDisposable
         Driver.SetupGet(d => d.CanResetSession).Returns(true);
         Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(new PreparedConnectionString("Server=fake;Password=secret", "Server=fake", "secret", "fake"));
         // Not plain: a fake connection's socket is no MySQL server.
-        Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => (Sockets.TryGetValue(c, out var socket) ? socket : null, false));
+        Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => SocketOf?.Invoke(c) ?? (Sockets.TryGetValue(c, out var socket) ? socket : null, false));
         Driver.Setup(d => d.CreateConnection(It.IsAny<string>())).Returns(() =>
         {
             var connection = new FakeConnection { Number = Interlocked.Increment(ref _opened), BeforeOpen = BeforeOpen };
@@ -145,6 +145,9 @@ internal sealed class FakePoolFixture : IDisposable
 
     /// <summary>Sockets the fake driver reports under connections it opens (set before the connection opens).</summary>
     public ConcurrentDictionary<DbConnection, System.Net.Sockets.Socket> Sockets { get; } = new();
+
+    /// <summary>When set, the socket (and whether its protocol is plain) the fake driver reports under each connection as it opens.</summary>
+    public Func<DbConnection, (System.Net.Sockets.Socket? Socket, bool Plain)>? SocketOf { get; set; }
 
     /// <summary>Connections whose session the pool reset, in order.</summary>
     public ConcurrentQueue<DbConnection> Resets { get; } = new();
