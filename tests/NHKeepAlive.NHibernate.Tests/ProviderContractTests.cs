@@ -109,13 +109,16 @@ public class ProviderContractTests
         var sync = provider.GetConnection();
         var async = await provider.GetConnectionAsync(default);
         Assert.That(provider.Pool!.GetStatistics().Active, Is.EqualTo(2));
+        var physical = ((KeepAliveConnection)sync).InnerConnection;
 
         provider.CloseConnection(sync);
         provider.CloseConnection(async);
 
         var stats = provider.Pool.GetStatistics();
         Assert.That((stats.Active, stats.Idle), Is.EqualTo((0, 2)));
-        Assert.That(sync.State, Is.EqualTo(System.Data.ConnectionState.Open), "kept open for the next session");
+        Assert.That(physical.State, Is.EqualTo(System.Data.ConnectionState.Open), "the physical connection is kept open for the next session");
+        Assert.That(sync.State, Is.EqualTo(System.Data.ConnectionState.Closed), "the session's handle is given back");
+        Assert.That(() => sync.CreateCommand().ExecuteScalar(), Throws.TypeOf<ObjectDisposedException>(), "and refuses every use");
     }
 
     [Test]

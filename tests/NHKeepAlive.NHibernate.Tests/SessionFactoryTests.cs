@@ -306,7 +306,7 @@ public class StockProviderComparisonTests(MySqlDriver driver) : NHibernateTest(d
             session.Get<Note>(id);
             for (var i = 0; i < 3; i++)
             {
-                var mine = session.Connection is KeepAliveConnection { InnerConnection: MySql.Data.MySqlClient.MySqlConnection c } ? c.ServerThread : 0;
+                var mine = PoolAccounting.ServerThreadOf(session.Connection); // the stock provider's connection, or the driver's under a handle
                 _admin.WaitForConnectionCount(_ => !_admin.ConnectionIds().Contains(mine), TimeSpan.FromSeconds(15));
                 session.Clear();
                 try
