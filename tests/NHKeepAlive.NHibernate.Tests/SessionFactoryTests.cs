@@ -57,6 +57,28 @@ public abstract class NHibernateTest(MySqlDriver driver)
         return note.Id;
     }
 
+    /// <summary>The same unit of work as <see cref="Save"/> through NHibernate's async API.</summary>
+    protected static async Task<int> SaveAsync(ISessionFactory factory, string text)
+    {
+        using var session = factory.OpenSession();
+        using var transaction = session.BeginTransaction();
+        var note = new Note { Text = text };
+        await session.SaveAsync(note);
+        await transaction.CommitAsync();
+        return note.Id;
+    }
+
+    /// <summary>Rows of <c>nh_note</c> on the server whose text is <paramref name="text"/>, counted through the admin connection.</summary>
+    private protected long Rows(string text) =>
+        _admin.Count($"SELECT COUNT(*) FROM nh_note WHERE Text = '{text}'");
+
+    /// <summary>KILLs server connection <paramref name="thread"/> and waits until the processlist no longer shows it.</summary>
+    private protected void KillAndWait(long thread)
+    {
+        _admin.Kill(thread);
+        Assert.That(_admin.WaitForConnectionCount(_ => !_admin.ConnectionIds().Contains(thread), TimeSpan.FromSeconds(15)), Is.True, $"the server dropped connection {thread}");
+    }
+
     protected static string? Load(ISessionFactory factory, int id)
     {
         using var session = factory.OpenSession();

@@ -23,6 +23,16 @@ internal static class ServerErrors
         return null;
     }
 
+    /// <summary>The exception chain's types and the first line of the innermost message, for a test's output.</summary>
+    public static string Describe(Exception? error)
+    {
+        if (error is null)
+            return "none";
+        var chain = new List<Exception>(Chain(error));
+        var names = string.Join(" > ", chain.ConvertAll(e => e.GetType().Name));
+        return $"{names}: {chain[chain.Count - 1].Message.Split('\n')[0]}";
+    }
+
     public static IEnumerable<Exception> Chain(Exception? error)
     {
         for (var e = error; e is not null; e = e.InnerException)
