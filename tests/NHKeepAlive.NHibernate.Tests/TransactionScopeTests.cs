@@ -20,20 +20,6 @@ public class TransactionScopeTests(MySqlDriver driver) : NHibernateTest(driver)
 {
     private const int Rounds = 5;
 
-    [SetUp]
-    public void NotYetOnMySqlConnector()
-    {
-        // Through NHibernate, MySqlConnector's scopes fail (measured: 14 of 15 errors, 0 of 10 completed rows;
-        // two sessions in one completed scope: no error, 0 rows, both XA branches left on the server). NHibernate
-        // gives the session's connection back from its own enlistment's phase-2 notification, which runs before
-        // MySqlConnector's (NHibernate enlists first); the transaction's status is no longer Active there, so the
-        // pool takes the connection back at once and resets it before MySqlConnector sends XA END/COMMIT/ROLLBACK.
-        // The XA transactions this leaves hold their locks on nh_note until a server restart, which would stall
-        // every later test's schema export: skipped, not run, until the pool waits for the driver's outcome.
-        if (Driver == MySqlDriver.MySqlConnector)
-            Assert.Ignore("issue 23 through NHibernate on MySqlConnector: the pool resets a connection NHibernate gives back from its completion notification before MySqlConnector ends its XA transaction");
-    }
-
     [Test]
     public void Scopes_not_completed_and_completed_then_an_ordinary_unit_of_work_on_a_pool_of_one()
     {

@@ -131,9 +131,10 @@ public sealed class KeepAliveConnection : DbConnection
     {
         var pooled = _pooled ?? throw NotOpen();
         pooled.Connection.EnlistTransaction(transaction);
-        if (transaction is not null)
+        if (transaction is not null && pooled.Enlisted?.Transaction != transaction)
         {
-            pooled.Enlisted = transaction;
+            // After the driver's own enlistment, so that the pool hears of the outcome after the driver.
+            pooled.Enlisted = _pool.Enlist(pooled, transaction);
             pooled.SessionChanged = true;
         }
     }

@@ -34,33 +34,26 @@ public sealed partial class KeepAlivePool
 
     /// <summary>
     /// Keeps a connection given back while the system transaction it is enlisted in is still going (out of the
-    /// idle list, in its slot) and takes it back once that transaction completes; false when there is none.
+    /// idle list, in its slot); it is taken back when the transaction's outcome reaches the pool's enlistment,
+    /// after the driver's (<see cref="TransactionEnlistment"/>). False when there is nothing to wait for.
     /// </summary>
-    private bool AwaitsTransaction(PooledConnection pooled, Exception? failure)
+    private static bool AwaitsTransaction(PooledConnection pooled, Exception? failure)
     {
-        if (pooled.Enlisted is not { } transaction)
+        if (pooled.Enlisted is not { } enlistment)
             return false;
         pooled.Enlisted = null;
 
         // One the driver closed after a fatal error (a KILL) has no part left in the transaction's outcome, and
-        // the completion may never be announced (Mono does not raise TransactionCompleted when MySql.Data's commit
-        // throws on the dead connection): evict it now rather than hold its slot for good.
+        // the outcome may never be announced (under Mono, MySql.Data's commit throws on the dead connection):
+        // evict it now rather than hold its slot for good.
         if (pooled.Connection.State != ConnectionState.Open)
             return false;
-        try
-        {
-            if (transaction.TransactionInformation.Status != System.Transactions.TransactionStatus.Active)
-                return false;
-
-            // Called at once if the transaction completed meanwhile.
-            transaction.TransactionCompleted += (_, _) => TakeBackQuietly(pooled, failure);
-            return true;
-        }
-        catch (ObjectDisposedException)
-        {
-            return false; // The scope is over: the transaction completed.
-        }
+        return enlistment.GivenBack(failure);
     }
+
+    /// <summary>The pool's part in <paramref name="transaction"/>, for a connection its holder has just enlisted in it.</summary>
+    internal TransactionEnlistment Enlist(PooledConnection pooled, System.Transactions.Transaction transaction) =>
+        new(transaction, failure => TakeBackQuietly(pooled, failure));
 
     /// <summary><see cref="TakeBack"/> from the thread that completes a system transaction, which must not get the pool's errors.</summary>
     private void TakeBackQuietly(PooledConnection pooled, Exception? failure)

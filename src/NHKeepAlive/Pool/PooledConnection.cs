@@ -88,8 +88,8 @@ internal sealed class PooledConnection
     /// <summary>What restores, after a session reset, what the driver set when it opened (null: a reset keeps it).</summary>
     public string? SessionRestore { get; set; }
 
-    /// <summary>The system transaction (TransactionScope) its holder enlisted it in during this loan, if any: it is not reused before that transaction completes.</summary>
-    public System.Transactions.Transaction? Enlisted { get; set; }
+    /// <summary>The pool's part in the system transaction (TransactionScope) its holder enlisted it in during this loan, if any: it is not reused before that transaction's outcome has reached the driver.</summary>
+    public TransactionEnlistment? Enlisted { get; set; }
 
     /// <summary>The number of its current (or last) loan; a handle holds the number of its own, so a stale handle is told apart.</summary>
     public int LeaseId { get; set; }
