@@ -25,6 +25,7 @@ public class TlsTests(MySqlDriver driver) : IntegrationTest(driver)
             Assert.Ignore("NHK_TEST_MYSQL_TLS_USER is not set: run the tests through build/test.sh, whose server has a user that requires TLS.");
     }
 
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void Every_connection_of_the_pool_is_encrypted_and_its_socket_is_found_under_the_TLS_stream()
     {
@@ -69,6 +70,7 @@ public class TlsTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(SessionStatus(lease.Connection, "Ssl_cipher"), Is.Not.Empty);
     }
 
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void Idle_connections_killed_on_the_server_are_found_by_the_socket_check_with_no_error()
     {
@@ -113,6 +115,7 @@ public class TlsTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That((stats.SocketCheckFailures, stats.ValidationFailures), Is.EqualTo(((long)Rounds, 0L)), "the socket check found every killed connection");
     }
 
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void A_session_change_reaches_no_next_caller_and_the_reset_keeps_the_session_encrypted()
     {
@@ -163,6 +166,7 @@ public class TlsTests(MySqlDriver driver) : IntegrationTest(driver)
     /// session (shown first, on a connection of the driver's own). So the pool's pings over TLS, which
     /// leave every session alive, went through the driver.
     /// </summary>
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void Pings_over_TLS_go_through_the_driver_not_on_the_wire()
     {
