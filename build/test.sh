@@ -7,7 +7,9 @@
 #
 # To run the tests against a server of your own instead, set NHK_TEST_MYSQL_HOST, _PORT, _USER,
 # _PASSWORD and _DATABASE (the user needs PROCESS, SUPER/CONNECTION ADMIN and SYSTEM_VARIABLES_ADMIN
-# for the KILL and wait_timeout tests); tests that restart the server are then skipped.
+# for the KILL and wait_timeout tests), and for the TLS tests NHK_TEST_MYSQL_TLS_USER (a user that
+# REQUIRE SSL on the same database; _TLS_PASSWORD when it differs, _TLS_CA the CA's PEM file); tests
+# that restart the server, and the TLS tests without a TLS user, are then skipped.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
