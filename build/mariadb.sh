@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A throwaway MariaDB on 127.0.0.1 for NHKeepAlive's tests, demo and benchmarks.
 #
-#   build/mariadb.sh start     install mariadb-server if missing, initialise a temporary data folder,
-#                              start the server on a free port, create the test user and database,
-#                              and print the NHK_TEST_* variables (also written to $STATE/env)
+#   build/mariadb.sh start     install mariadb-server (and openssl) if missing, initialise a temporary
+#                              data folder, make a throwaway CA and server certificate, start the
+#                              server with TLS on a free port, create the test users (nhk, and nhk_tls
+#                              which must connect over TLS) and database, and print the NHK_TEST_*
+#                              variables (also written to $STATE/env)
 #   build/mariadb.sh stop      stop it and delete its data folder
 #   build/mariadb.sh restart   stop and start the same instance (same port, same data)
 #   build/mariadb.sh kill9     SIGKILL the server (a crash), without restarting it
@@ -20,6 +22,8 @@ LOG=$STATE/mysqld.log
 USER_NAME=nhk
 USER_PASS=nhk-test-pw
 DB_NAME=nhk_test
+TLS_USER_NAME=nhk_tls # REQUIRE SSL: for the tests that run over TLS; the same password
+TLS=$STATE/tls        # the throwaway CA and the server's certificate and key
 
 log() { printf '[mariadb] %s\n' "$*" >&2; }
 
@@ -29,6 +33,38 @@ ensure_installed() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq mariadb-server >/dev/null
+}
+
+ensure_openssl() {
+  command -v openssl >/dev/null 2>&1 && return
+  log "openssl is not installed; installing it with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq openssl >/dev/null
+}
+
+# A throwaway CA and a server certificate it signed (for 127.0.0.1 and localhost), in $TLS. Nothing
+# outside the state folder trusts them; they go away with it.
+make_certificates() {
+  mkdir -p "$TLS"
+  (
+    cd "$TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=NHKeepAlive throwaway test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout ca-key.pem -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+      -extfile server.ext -out server-cert.pem
+    rm -f server.csr server.ext ca.srl
+  ) >"$STATE/tls.log" 2>&1 || { cat "$STATE/tls.log" >&2; log "could not make the test certificates"; return 1; }
+}
+
+# The server's TLS options, when the instance has certificates (one started by an older script has none).
+tls_options() {
+  [ -f "$TLS/server-cert.pem" ] || return 0
+  printf '%s\n' --ssl-ca="$TLS/ca.pem" --ssl-cert="$TLS/server-cert.pem" --ssl-key="$TLS/server-key.pem"
 }
 
 mariadbd_bin() { command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd; }
@@ -49,12 +85,14 @@ is_running() {
 
 launch() {
   local port=$1
+  local tls=()
+  mapfile -t tls < <(tls_options)
   # --no-defaults: nothing from /etc/mysql leaks in. utf8mb4 so both drivers read every column.
   "$(mariadbd_bin)" --no-defaults --user=root --datadir="$DATA" --port="$port" \
     --bind-address=127.0.0.1 --socket="$SOCK" --pid-file="$PIDF" --log-error="$LOG" \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
     --skip-name-resolve --max-connections=300 --innodb-buffer-pool-size=64M \
-    --innodb-log-file-size=16M --skip-log-bin >/dev/null 2>&1 &
+    --innodb-log-file-size=16M --skip-log-bin "${tls[@]}" >/dev/null 2>&1 &
   local i
   for i in $(seq 1 300); do
     if mariadb --no-defaults -uroot --socket="$SOCK" -e 'SELECT 1' >/dev/null 2>&1; then return 0; fi
@@ -83,6 +121,9 @@ export NHK_TEST_MYSQL_USER=$USER_NAME
 export NHK_TEST_MYSQL_PASSWORD=$USER_PASS
 export NHK_TEST_MYSQL_DATABASE=$DB_NAME
 export NHK_TEST_MYSQL_ROOT_SOCKET=$SOCK
+export NHK_TEST_MYSQL_TLS_USER=$TLS_USER_NAME
+export NHK_TEST_MYSQL_TLS_PASSWORD=$USER_PASS
+export NHK_TEST_MYSQL_TLS_CA=$TLS/ca.pem
 export NHK_TEST_SERVER_CONTROL="$(readlink -f "$0")"
 export NHK_MARIADB_STATE=$STATE
 ENV
@@ -91,8 +132,10 @@ ENV
 case "${1:-}" in
   start)
     ensure_installed
+    ensure_openssl
     shutdown_server
     rm -rf "$STATE"; mkdir -p "$DATA"
+    make_certificates
     mariadb-install-db --no-defaults --user=root --datadir="$DATA" --auth-root-authentication-method=socket \
       --skip-test-db >"$STATE/install.log" 2>&1 || { cat "$STATE/install.log" >&2; exit 1; }
     port=$(free_port)
@@ -104,7 +147,11 @@ CREATE USER '$USER_NAME'@'127.0.0.1' IDENTIFIED BY '$USER_PASS';
 CREATE USER '$USER_NAME'@'localhost' IDENTIFIED BY '$USER_PASS';
 GRANT ALL PRIVILEGES ON *.* TO '$USER_NAME'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO '$USER_NAME'@'localhost' WITH GRANT OPTION;
+CREATE USER '$TLS_USER_NAME'@'127.0.0.1' IDENTIFIED BY '$USER_PASS' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$TLS_USER_NAME'@'127.0.0.1';
 SQL
+    [ "$(mariadb --no-defaults -uroot --socket="$SOCK" -N -e "SELECT @@have_ssl")" = YES ] \
+      || { log "the server did not enable TLS; its log:"; tail -n 20 "$LOG" >&2; exit 1; }
     write_env "$port"
     log "MariaDB $("$(mariadbd_bin)" --version | awk '{print $3}') on 127.0.0.1:$port (data in $DATA)"
     cat "$STATE/env"

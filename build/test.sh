@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# README's test command: builds everything, starts a throwaway MariaDB on 127.0.0.1 (installing
-# mariadb-server with apt-get when it is missing), runs every test project against it, stops the
+# README's test command: builds everything, starts a throwaway MariaDB on 127.0.0.1 with TLS (installing
+# mariadb-server with apt-get when it is missing), runs every test project against it, runs the
+# driver-contract tests again against the other MySqlConnector versions of the driver matrix, stops the
 # server whatever happens, and ends with "Tests: N passed, N failed, N skipped", counted from the TRX
 # result files the test runner writes (build/.out/test-results).
 #
 # To run the tests against a server of your own instead, set NHK_TEST_MYSQL_HOST, _PORT, _USER,
 # _PASSWORD and _DATABASE (the user needs PROCESS, SUPER/CONNECTION ADMIN and SYSTEM_VARIABLES_ADMIN
-# for the KILL and wait_timeout tests); tests that restart the server are then skipped.
+# for the KILL and wait_timeout tests), and for the TLS tests NHK_TEST_MYSQL_TLS_USER (a user that
+# REQUIRE SSL on the same database; _TLS_PASSWORD when it differs, _TLS_CA the CA's PEM file); tests
+# that restart the server, and the TLS tests without a TLS user, are then skipped.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,7 +17,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 configuration=${CONFIGURATION:-Release}
 out="$root/build/.out"
 mkdir -p "$out"
-rm -f "$out"/test-*.log "$out"/restore-*.log
+rm -f "$out"/test-*.log "$out"/restore-*.log "$out"/build-mysqlconnector-*.log
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -139,6 +142,27 @@ count_tests() {
     END { print total + 0 }'
 }
 
+# Adds one test run's counts (from its TRX file) to the totals and prints them; a run that wrote no
+# results, or whose runner failed with no failed test, counts as one failure. Arguments: the run's label,
+# its TRX file, its console log and dotnet test's exit status.
+tally() {
+  local label=$1 trx=$2 log=$3 status=$4 counts p f s
+  grep -E '^\s+(Failed|Skipped) ' -A3 "$log" | grep -vE '^--$' | head -200
+  if [ -f "$trx" ] && counts=$(trx_counts "$trx") && [ -n "$counts" ]; then
+    read -r p f s <<< "$counts"
+    failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
+    echo "$label: $p passed, $f failed, $s skipped (from ${trx#"$root"/})"
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+      # The runner failed without a failed test in its results (a crashed test host, a broken run).
+      echo "$label: dotnet test exited $status with no failed test in its results; the end of its log:"; tail -n 40 "$log"
+      broken=$((broken + 1))
+    fi
+  else
+    echo "$label wrote no test results (exit $status); the end of its log:"; tail -n 40 "$log"
+    broken=$((broken + 1))
+  fi
+}
+
 results="$out/test-results"
 rm -rf "$results"
 mkdir -p "$results"
@@ -166,22 +190,44 @@ for project in "$root"/tests/*/*.csproj; do
     say "testing $name ($tfm$runtime)"
     dotnet test "$project" -f "$tfm" -c "$configuration" --no-build -nologo \
       --logger "console;verbosity=normal" --logger "trx;LogFileName=$(basename "$trx")" --results-directory "$results" > "$log" 2>&1
-    status=$?
-    grep -E '^\s+(Failed|Skipped) ' -A3 "$log" | grep -vE '^--$' | head -200
-    if [ -f "$trx" ] && counts=$(trx_counts "$trx") && [ -n "$counts" ]; then
-      read -r p f s <<< "$counts"
-      failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
-      echo "$name ($tfm): $p passed, $f failed, $s skipped (from ${trx#"$root"/})"
-      if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
-        # The runner failed without a failed test in its results (a crashed test host, a broken run).
-        echo "$name ($tfm): dotnet test exited $status with no failed test in its results; the end of its log:"; tail -n 40 "$log"
-        broken=$((broken + 1))
-      fi
-    else
-      echo "$name ($tfm) wrote no test results (exit $status); the end of its log:"; tail -n 40 "$log"
-      broken=$((broken + 1))
-    fi
+    tally "$name ($tfm)" "$trx" "$log" $?
   done
+done
+
+# ---- the driver matrix ------------------------------------------------------------------------
+# The full suite above runs on the primary driver versions (MySqlConnector 2.6.2, MySql.Data 26.10.0).
+# The driver-contract set (category DriverContract: the socket check after a KILL, session reset,
+# transaction detection, keepalive and wire pings, over TLS too, and a check that the driver loaded is
+# the one asked for) runs again, on net10.0, against each other MySqlConnector version users have:
+# the project built with -p:MySqlConnectorVersion=V into build/.out/driver-matrix/ (its own obj and
+# bin; see tests/NHKeepAlive.Tests/Directory.Build.props), its MySqlConnector fixtures run.
+# NHK_DRIVER_MATRIX="2.4.0 3.0.0" by default; set it empty to skip. (MySql.Data 8.0.x is not run: it
+# cannot read MariaDB 10.6+'s utf8mb3.)
+contract_project="$root/tests/NHKeepAlive.Tests/NHKeepAlive.Tests.csproj"
+for version in ${NHK_DRIVER_MATRIX-2.4.0 3.0.0}; do
+  label="NHKeepAlive.Tests (net10.0, MySqlConnector $version, driver contract)"
+  say "testing $label"
+  started=$SECONDS
+  if ! dotnet build "$contract_project" -c "$configuration" -f net10.0 --no-dependencies -p:MySqlConnectorVersion="$version" \
+      -nologo -v:q -clp:ErrorsOnly > "$out/build-mysqlconnector-$version.log" 2>&1; then
+    tail -n 40 "$out/build-mysqlconnector-$version.log"
+    echo "$label: the build failed (build/.out/build-mysqlconnector-$version.log)"
+    broken=$((broken + 1))
+    continue
+  fi
+  built=$((SECONDS - started))
+  log="$out/test-NHKeepAlive.Tests-net10.0-mysqlconnector-$version.log"
+  trx="$results/NHKeepAlive.Tests-net10.0-mysqlconnector-$version.trx"
+  dotnet test "$contract_project" -f net10.0 -c "$configuration" --no-build -nologo -p:MySqlConnectorVersion="$version" \
+    --filter 'TestCategory=DriverContract&FullyQualifiedName~\(MySqlConnector\)' \
+    --logger "console;verbosity=normal" --logger "trx;LogFileName=$(basename "$trx")" --results-directory "$results" > "$log" 2>&1
+  tally "$label" "$trx" "$log" $?
+  if [ -f "$trx" ] && [ "$(trx_counts "$trx" | awk '{ print $1 + $2 }')" = 0 ]; then
+    # The filter matched nothing (the fixtures renamed, the category dropped): the leg checked nothing.
+    echo "$label: no test ran (filter: category DriverContract, MySqlConnector fixtures)"
+    broken=$((broken + 1))
+  fi
+  echo "  (build $built s, tests $((SECONDS - started - built)) s)"
 done
 
 failed=$((failed + broken))

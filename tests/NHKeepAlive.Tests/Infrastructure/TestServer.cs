@@ -23,11 +23,36 @@ internal static class TestServer
 
     public static string Database => Env("NHK_TEST_MYSQL_DATABASE");
 
-    /// <summary>A connection string for <paramref name="driver"/> (the two drivers name "no TLS" differently).</summary>
+    /// <summary>
+    /// The user that may connect over TLS only (<c>REQUIRE SSL</c>), which build/mariadb.sh creates beside
+    /// a throwaway CA; null on a server of yours without one (the TLS tests are then skipped).
+    /// </summary>
+    public static string? TlsUser => Optional("NHK_TEST_MYSQL_TLS_USER");
+
+    /// <summary>The TLS user's password (the test user's when not set apart).</summary>
+    public static string TlsPassword => Optional("NHK_TEST_MYSQL_TLS_PASSWORD") ?? Password;
+
+    /// <summary>The PEM file of the CA that signed the server's certificate, when known.</summary>
+    public static string? TlsCa => Optional("NHK_TEST_MYSQL_TLS_CA");
+
+    /// <summary>"No TLS" as <paramref name="driver"/> names it (MySql.Data 26 rejects None, MySqlConnector knows None).</summary>
+    public static string SslModeDisabled(MySqlDriver driver) => driver == MySqlDriver.MySqlConnector ? "None" : "Disabled";
+
+    /// <summary>A connection string for <paramref name="driver"/>, without TLS (every test but the TLS ones).</summary>
     public static string ConnectionString(MySqlDriver driver, int? port = null, string? extra = null)
     {
-        var ssl = driver == MySqlDriver.MySqlConnector ? "SslMode=None" : "SslMode=Disabled";
-        var cs = $"Server={Host};Port={port ?? Port};User ID={User};Password={Password};Database={Database};{ssl};Connection Timeout=5";
+        var cs = $"Server={Host};Port={port ?? Port};User ID={User};Password={Password};Database={Database};SslMode={SslModeDisabled(driver)};Connection Timeout=5";
+        return extra is null ? cs : cs + ";" + extra;
+    }
+
+    /// <summary>
+    /// A connection string for <paramref name="driver"/> as <see cref="TlsUser"/>, over TLS
+    /// (<paramref name="sslMode"/>: Required unless a test asks otherwise).
+    /// </summary>
+    public static string TlsConnectionString(MySqlDriver driver, string sslMode = "Required", string? extra = null)
+    {
+        var user = TlsUser ?? throw new InvalidOperationException("NHK_TEST_MYSQL_TLS_USER is not set: build/mariadb.sh creates a user that requires TLS and sets it.");
+        var cs = $"Server={Host};Port={Port};User ID={user};Password={TlsPassword};Database={Database};SslMode={sslMode};Connection Timeout=5";
         return extra is null ? cs : cs + ";" + extra;
     }
 
@@ -74,6 +99,9 @@ internal static class TestServer
         if (process.ExitCode != 0)
             Assert.Fail($"build/mariadb.sh {verb} failed ({process.ExitCode}): {stderr.Result}");
     }
+
+    private static string? Optional(string name) =>
+        Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
 
     private static string Env(string name) =>
         Environment.GetEnvironmentVariable(name) is { Length: > 0 } value
@@ -129,12 +157,13 @@ internal sealed class ServerAdmin : IDisposable
 
     public long Count(string sql) => Convert.ToInt64(Scalar(sql), System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>Server thread ids of the test user's connections, other than this one.</summary>
+    /// <summary>Server thread ids of the test users' connections (the test user's and the TLS user's), other than this one.</summary>
     public IReadOnlyList<long> ConnectionIds(string? state = null)
     {
         using var command = Connection.CreateCommand();
-        command.CommandText = "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = @user AND ID <> CONNECTION_ID()";
+        command.CommandText = "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER IN (@user, @tlsUser) AND ID <> CONNECTION_ID()";
         command.Parameters.AddWithValue("@user", TestServer.User);
+        command.Parameters.AddWithValue("@tlsUser", TestServer.TlsUser ?? TestServer.User);
         using var reader = command.ExecuteReader();
         var ids = new List<long>();
         while (reader.Read())

@@ -52,6 +52,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(pool.GetStatistics().Created, Is.EqualTo(3));
     }
 
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void Idle_connections_killed_on_the_server_are_replaced_without_an_error()
     {
@@ -70,6 +71,7 @@ public class IdleFaultTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(pool.GetStatistics().SocketCheckFailures, Is.EqualTo(4));
     }
 
+    [Category(DriverContractTests.Contract)]
     [TestCase(false)]
     [TestCase(true)]
     public async Task Connections_killed_right_after_their_return_are_never_handed_out_inside_the_bypass_window(bool async)

@@ -17,6 +17,7 @@ public class SessionHygieneTests(MySqlDriver driver) : IntegrationTest(driver)
         Admin.Execute("DELETE FROM hygiene");
     }
 
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void An_uncommitted_transaction_left_by_one_caller_is_rolled_back_before_the_next()
     {

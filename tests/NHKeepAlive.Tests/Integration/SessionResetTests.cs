@@ -48,6 +48,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         NextCallerFindsAFreshSession(SessionResetPolicy.Always, a, probe, fresh, then: null);
 
     /// <summary>The default: the pool sees each statement (MySqlConnector's tracing, NHKeepAlive.MySqlData's interceptor for MySql.Data) and the server's status flags where the driver keeps them.</summary>
+    [Category(DriverContractTests.Contract)]
     [TestCaseSource(nameof(Leftovers))]
     public void With_the_default_policy_a_change_never_reaches_the_next_caller(string[] a, string probe, string fresh)
     {
@@ -99,6 +100,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(pool.GetStatistics().SessionResets, Is.Zero);
     }
 
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void A_clean_return_costs_no_round_trip_where_the_driver_can_tell_and_the_character_set_survives_a_reset()
     {
@@ -150,6 +152,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
     }
 
     /// <summary>Every statement is seen (MySqlConnector's tracing, the interceptor on MySql.Data), so a change is found wherever it falls in the loan, without EnsureAlive.</summary>
+    [Category(DriverContractTests.Contract)]
     [TestCase("SET @secret = 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
     [TestCase("SELECT @secret := 'A'", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
     [TestCase("SELECT 'A' INTO @secret", "SELECT CAST(IFNULL(@secret, 'none') AS CHAR)", "none")]
@@ -283,6 +286,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
     }
 
     /// <summary>A unit of work as NHibernate runs it (a transaction at the default isolation level, plain statements, commit) leaves the session as it opened: no reset.</summary>
+    [Category(DriverContractTests.Contract)]
     [TestCase(false)]
     [TestCase(true)]
     public async Task Units_of_work_in_transactions_at_the_default_isolation_level_cost_no_reset(bool async)
@@ -324,6 +328,7 @@ public class SessionResetTests(MySqlDriver driver) : IntegrationTest(driver)
     }
 
     /// <summary>The pool's listener asks MySqlConnector for its activities' data, never marks them recorded: an application's exporter, which sends recorded activities, sends nothing more than before.</summary>
+    [Category(DriverContractTests.Contract)]
     [Test]
     public void Watching_MySqlConnector_statements_marks_no_activity_recorded()
     {
