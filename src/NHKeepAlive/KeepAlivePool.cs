@@ -246,15 +246,18 @@ public sealed partial class KeepAlivePool : IDisposable
             ? handle
             : throw new InvalidOperationException($"This connection did not come from pool '{Name}': it came from another pool or from the driver itself.");
 
-    private PoolTimeoutException TimeoutError()
+    /// <summary>What a caller gets when the connection timeout passed: the pool's state, and why nothing came (every connection in use, or the server full).</summary>
+    private PoolTimeoutException TimeoutError(ServerFull? full = null)
     {
         var statistics = GetStatistics();
         _counters.TimeOut();
         PoolLog.PoolTimeout(_logger, Name, statistics.ToString(), null);
-        return new PoolTimeoutException(
-            $"Timed out after {PoolSettings.Show(_options.ConnectionTimeout)} waiting for a connection from pool '{Name}' ({statistics}). " +
-            $"Every connection is in use: return connections sooner (enable {KeepAliveProperties.LeakDetectionThreshold} to find ones never returned), " +
-            $"raise {KeepAliveProperties.MaxPoolSize}, or raise {KeepAliveProperties.ConnectionTimeout}.")
+        var why = full is null
+            ? $"Every connection is in use: return connections sooner (enable {KeepAliveProperties.LeakDetectionThreshold} to find ones never returned), " +
+              $"raise {KeepAliveProperties.MaxPoolSize}, or raise {KeepAliveProperties.ConnectionTimeout}."
+            : $"The server refuses new connections ({full.Words}) while the pool holds {full.Ceiling}, and none came back in time. " +
+              "Raise the server's limit (max_connections, or the account's max_user_connections), lower the pool's maximum to the limit, or return connections sooner.";
+        return new PoolTimeoutException($"Timed out after {PoolSettings.Show(_options.ConnectionTimeout)} waiting for a connection from pool '{Name}' ({statistics}). {why}")
         {
             Statistics = statistics,
         };

@@ -75,7 +75,7 @@ public sealed partial class KeepAlivePool
         }
 
         if (left <= TimeSpan.Zero)
-            throw FullError(full);
+            throw TimeoutError(full);
         var now = RealNow;
         bool attempt;
         lock (_fullLock)
@@ -192,20 +192,6 @@ public sealed partial class KeepAlivePool
         PoolLog.ServerFullLifted(_logger, Name, _registry.Count, null);
         foreach (var waiter in waiters)
             waiter.TrySetResult(null);
-    }
-
-    private PoolTimeoutException FullError(ServerFull full)
-    {
-        var statistics = GetStatistics();
-        _counters.TimeOut();
-        PoolLog.PoolTimeout(_logger, Name, statistics.ToString(), null);
-        return new PoolTimeoutException(
-            $"Timed out after {PoolSettings.Show(_options.ConnectionTimeout)} waiting for a connection from pool '{Name}' ({statistics}): " +
-            $"the server refuses new connections ({full.Words}) while the pool holds {full.Ceiling}, and none came back in time. " +
-            "Raise the server's limit (max_connections, or the account's max_user_connections), lower the pool's maximum to the limit, or return connections sooner.")
-        {
-            Statistics = statistics,
-        };
     }
 
     /// <summary>The real clock, for the backoff: callers wait on it (see <see cref="WaitedSince"/>).</summary>
