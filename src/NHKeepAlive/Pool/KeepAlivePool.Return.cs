@@ -53,14 +53,30 @@ public sealed partial class KeepAlivePool
 
     /// <summary>The pool's part in <paramref name="transaction"/>, for a connection its holder has just enlisted in it.</summary>
     internal TransactionEnlistment Enlist(PooledConnection pooled, System.Transactions.Transaction transaction) =>
-        new(transaction, failure => TakeBackQuietly(pooled, failure));
+        new(transaction, (failure, late) => TakeBackQuietly(pooled, failure, late));
 
-    /// <summary><see cref="TakeBack"/> from the thread that completes a system transaction, which must not get the pool's errors.</summary>
-    private void TakeBackQuietly(PooledConnection pooled, Exception? failure)
+    /// <summary>
+    /// <see cref="TakeBack"/> from the thread that completes a system transaction, which must not get the pool's
+    /// errors; <paramref name="outcomeUnknown"/> closes the connection instead (the pool never heard the outcome).
+    /// </summary>
+    private void TakeBackQuietly(PooledConnection pooled, Exception? failure, bool outcomeUnknown = false)
     {
         try
         {
-            TakeBack(pooled, failure);
+            if (!outcomeUnknown)
+            {
+                TakeBack(pooled, failure);
+                return;
+            }
+
+            try
+            {
+                Close(pooled, Eviction.CleanupFailed("its system transaction completed, but the pool was never told the outcome after the driver: what the driver left on the session is unknown"));
+            }
+            finally
+            {
+                _slots.Release();
+            }
         }
 #pragma warning disable CA1031 // The transaction's outcome is the application's; a failed cleanup is logged.
         catch (Exception e)

@@ -1,4 +1,6 @@
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 using System.Transactions;
 
 namespace NHKeepAlive;
@@ -13,17 +15,28 @@ namespace NHKeepAlive;
 /// </summary>
 internal sealed class TransactionEnlistment : IEnlistmentNotification
 {
+    /// <summary>
+    /// How long after the transaction completed the pool waits for its own notification before it gives up on
+    /// it and closes the connection (never reuses it: what the driver left on the session is unknown). Mono's
+    /// System.Transactions, with MySqlConnector's XA enlistment, can complete a transaction without telling every
+    /// volatile enlistment; a connection must not stay out of the pool for good.
+    /// </summary>
+    private static readonly TimeSpan s_outcomeGrace = TimeSpan.FromSeconds(5);
+
     private readonly object _lock = new();
-    private readonly Action<Exception?> _takeBack;
+    private readonly Action<Exception?, bool> _takeBack;
     private bool _completed;
     private bool _returned;
     private Exception? _failure;
 
-    public TransactionEnlistment(Transaction transaction, Action<Exception?> takeBack)
+    /// <param name="transaction">The transaction the driver has just enlisted the connection in.</param>
+    /// <param name="takeBack">Takes the connection back: with the failure met on it, and whether to close it rather than reuse it.</param>
+    public TransactionEnlistment(Transaction transaction, Action<Exception?, bool> takeBack)
     {
         Transaction = transaction;
         _takeBack = takeBack;
         transaction.EnlistVolatile(this, EnlistmentOptions.None);
+        transaction.TransactionCompleted += (_, _) => _ = Task.Delay(s_outcomeGrace).ContinueWith(static (_, s) => ((TransactionEnlistment)s!).Complete(late: true), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     public Transaction Transaction { get; }
@@ -46,25 +59,39 @@ internal sealed class TransactionEnlistment : IEnlistmentNotification
 
     public void Prepare(PreparingEnlistment preparingEnlistment) => preparingEnlistment.Prepared();
 
-    public void Commit(Enlistment enlistment) => Complete(enlistment);
-
-    public void Rollback(Enlistment enlistment) => Complete(enlistment);
-
-    public void InDoubt(Enlistment enlistment) => Complete(enlistment);
-
-    private void Complete(Enlistment enlistment)
+    public void Commit(Enlistment enlistment)
     {
         enlistment.Done();
+        Complete(late: false);
+    }
+
+    public void Rollback(Enlistment enlistment)
+    {
+        enlistment.Done();
+        Complete(late: false);
+    }
+
+    public void InDoubt(Enlistment enlistment)
+    {
+        enlistment.Done();
+        Complete(late: false);
+    }
+
+    /// <summary>The outcome reached this enlistment (or, <paramref name="late"/>, never did): a connection given back is taken back, once.</summary>
+    private void Complete(bool late)
+    {
         bool takeBack;
         Exception? failure;
         lock (_lock)
         {
+            if (_completed)
+                return;
             _completed = true;
             takeBack = _returned;
             failure = _failure;
         }
 
         if (takeBack)
-            _takeBack(failure);
+            _takeBack(failure, late);
     }
 }
