@@ -50,7 +50,7 @@ public class DriverContractTests(MySqlDriver driver) : IntegrationTest(driver)
         using var pool = CreatePool(o => o.ConnectionString += compressed ? ";UseCompression=true" : string.Empty);
         using var lease = pool.Lease();
 
-        var (socket, plain) = Drivers.SocketAborter.Inspect(lease.Connection);
+        var (socket, plain) = Drivers.SocketAborter.Inspect(lease.Connection.Physical());
 
         Assert.That(socket, Is.Not.Null, "the TCP socket under the driver's connection: what the socket check reads");
         Assert.That(((System.Net.IPEndPoint)socket!.RemoteEndPoint!).Port, Is.EqualTo(TestServer.Port), "the connection's own socket");

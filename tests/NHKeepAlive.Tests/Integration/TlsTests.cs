@@ -36,7 +36,7 @@ public class TlsTests(MySqlDriver driver) : IntegrationTest(driver)
         {
             Assert.That(SessionStatus(connection, "Ssl_cipher"), Is.Not.Empty, "the server sees a TLS session");
             Assert.That(SessionStatus(connection, "Ssl_version"), Does.StartWith("TLS"));
-            var (socket, plain) = Drivers.SocketAborter.Inspect(connection);
+            var (socket, plain) = Drivers.SocketAborter.Inspect(connection.Physical());
             Assert.That(socket, Is.Not.Null, "the TCP socket under the TLS stream, for the socket check");
             Assert.That(plain, Is.False, "a TLS stream is no plain protocol: no ping on the wire");
         }
@@ -125,12 +125,13 @@ public class TlsTests(MySqlDriver driver) : IntegrationTest(driver)
             o.SessionReset = SessionResetPolicy.Auto;
         }, extra: "Allow User Variables=true");
         var a = pool.Rent();
+        var physical = a.Physical();
         Scalar(a, "SET @x = 'A'");
         Scalar(a, "SELECT 1");
         pool.Return(a);
 
         var b = pool.Rent();
-        Assert.That(b, Is.SameAs(a), "B got A's connection");
+        Assert.That(b.Physical(), Is.SameAs(physical), "B got A's connection");
         Assert.That(Convert.ToString(Scalar(b, "SELECT CAST(IFNULL(@x, 'none') AS CHAR)"), CultureInfo.InvariantCulture), Is.EqualTo("none"), "B sees a fresh session");
         Assert.That(Scalar(b, "SELECT DATABASE()"), Is.EqualTo(TestServer.Database));
         Assert.That(SessionStatus(b, "Ssl_cipher"), Is.Not.Empty, "still over TLS after the reset");
