@@ -147,16 +147,21 @@ public sealed class KeepAlivePoolSet : IDisposable
     /// <summary>Retires the pools that had nothing on loan for <see cref="RetireAfter"/>; on the housekeeping scheduler.</summary>
     private void RetireQuiet()
     {
-        foreach (var pair in _entries)
+        try
         {
-            var entry = pair.Value;
-            if (!entry.IsBuilt || !entry.QuietFor(RetireAfter) || !entry.TryRetire())
-                continue;
-            ((ICollection<KeyValuePair<string, Entry>>)_entries).Remove(pair);
-            entry.Pool.Dispose();
+            foreach (var pair in _entries)
+            {
+                var entry = pair.Value;
+                if (!entry.IsBuilt || !entry.QuietFor(RetireAfter) || !entry.TryRetire())
+                    continue;
+                ((ICollection<KeyValuePair<string, Entry>>)_entries).Remove(pair);
+                entry.Pool.Dispose();
+            }
         }
-
-        _retirement?.DueIn(CheckPeriod);
+        finally
+        {
+            _retirement?.DueIn(CheckPeriod); // Even after a failure: retirement must not stop for good.
+        }
     }
 
     /// <summary>One connection string's pool, and who is renting from it now.</summary>

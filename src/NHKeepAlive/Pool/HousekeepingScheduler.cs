@@ -167,6 +167,8 @@ internal sealed class HousekeepingScheduler
 
         wait = TimeSpan.Zero;
         due = best.DueAt <= now;
+        if (due)
+            best.DueAt = long.MaxValue; // The run says when it is due next (DueIn); one that does not is run again only when signalled, never in a loop.
         best.Signalled = false;
         best.Running = true;
         return best;

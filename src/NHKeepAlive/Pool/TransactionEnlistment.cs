@@ -27,6 +27,7 @@ internal sealed class TransactionEnlistment : IEnlistmentNotification
     private readonly Action<Exception?, bool> _takeBack;
     private bool _completed;
     private bool _returned;
+    private bool _transactionEnded;
     private Exception? _failure;
 
     /// <param name="transaction">The transaction the driver has just enlisted the connection in.</param>
@@ -36,7 +37,7 @@ internal sealed class TransactionEnlistment : IEnlistmentNotification
         Transaction = transaction;
         _takeBack = takeBack;
         transaction.EnlistVolatile(this, EnlistmentOptions.None);
-        transaction.TransactionCompleted += (_, _) => _ = Task.Delay(s_outcomeGrace).ContinueWith(static (_, s) => ((TransactionEnlistment)s!).Complete(late: true), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        transaction.TransactionCompleted += (_, _) => Ended();
     }
 
     public Transaction Transaction { get; }
@@ -47,15 +48,38 @@ internal sealed class TransactionEnlistment : IEnlistmentNotification
     /// </summary>
     public bool GivenBack(Exception? failure)
     {
+        bool ended;
         lock (_lock)
         {
             if (_completed)
                 return false;
             _returned = true;
             _failure = failure;
-            return true;
+            ended = _transactionEnded;
         }
+
+        if (ended)
+            StartGrace();
+        return true;
     }
+
+    /// <summary>The transaction completed: a connection given back and still waiting for this enlistment's notification gets the grace period, no more.</summary>
+    private void Ended()
+    {
+        bool waiting;
+        lock (_lock)
+        {
+            _transactionEnded = true;
+            waiting = _returned && !_completed;
+        }
+
+        if (waiting)
+            StartGrace();
+    }
+
+    /// <summary>Only for a connection that waits on a completed transaction: the common path starts no timer.</summary>
+    private void StartGrace() =>
+        _ = Task.Delay(s_outcomeGrace).ContinueWith(static (_, s) => ((TransactionEnlistment)s!).Complete(late: true), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     public void Prepare(PreparingEnlistment preparingEnlistment) => preparingEnlistment.Prepared();
 
