@@ -44,10 +44,10 @@ public sealed class PoolStatistics
     /// <summary>Open connections waiting in the pool.</summary>
     public int Idle { get; }
 
-    /// <summary>Connections being opened (or reopened in place).</summary>
+    /// <summary>Connects in flight: connections being opened, until the server has accepted them.</summary>
     public int Opening { get; }
 
-    /// <summary>Connections out of the idle list for a moment: validated on checkout, pinged by the keepalive, or cleaned after a return.</summary>
+    /// <summary>Connections out of the idle list for a moment (validated on checkout, pinged by the keepalive, cleaned after a return), or just opened and on their way to a caller.</summary>
     public int Checking { get; }
 
     /// <summary>Every physical connection the pool has open or is opening: what the server's process list shows for the pool.</summary>

@@ -130,6 +130,9 @@ public sealed partial class KeepAlivePool
             throw new UnfitHostException(unfit);
         }
 
+        // Open: no longer a connect in flight (what Opening counts, and what MaxConnectsInFlight bounds),
+        // but on its way to its caller or the idle list.
+        _registry.Move(pooled, PooledConnectionState.Opening, PooledConnectionState.Checking);
         _counters.Create();
         _metrics.Created(_time.GetElapsedTime(started));
         PoolLog.ConnectionOpened(_logger, Name, pooled.Id, _driver.Name, pooled.ServerThreadId, null);

@@ -121,7 +121,13 @@ public sealed partial class KeepAlivePool
             waiter.TrySetResult(null);
 
         if (async)
-            await Task.WhenAny(waiter.Task, Task.Delay(timeout)).ConfigureAwait(false);
+        {
+            // The delay's timer is cancelled as soon as a connection comes, not left to run out for every waiter.
+            using var timer = new CancellationTokenSource();
+            var delay = Task.Delay(timeout, timer.Token);
+            if (await Task.WhenAny(waiter.Task, delay).ConfigureAwait(false) != delay)
+                timer.Cancel();
+        }
         else
             waiter.Task.Wait(timeout);
         lock (_fullLock)

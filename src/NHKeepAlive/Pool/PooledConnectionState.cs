@@ -15,7 +15,7 @@ internal enum PooledConnectionState
     /// <summary>On loan to a caller.</summary>
     Leased,
 
-    /// <summary>Out of the idle list for a check: validation on checkout, a keepalive ping, or the cleanup of a return.</summary>
+    /// <summary>Out of the idle list for a check (validation on checkout, a keepalive ping, the cleanup of a return), or just opened and on its way to its caller or the idle list.</summary>
     Checking,
 
     /// <summary>Being closed: out of every list, its socket about to go.</summary>

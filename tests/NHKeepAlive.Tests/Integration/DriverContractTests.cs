@@ -64,6 +64,9 @@ public class DriverContractTests(MySqlDriver driver) : IntegrationTest(driver)
     {
         using var pool = CreatePool(o =>
         {
+            // A pool of two: a caller that comes while a keepalive ping has both connections out waits for
+            // one (the ping holds its slot) instead of opening a third, so the two rented below are the two pinged.
+            o.MaxPoolSize = 2;
             o.KeepAliveInterval = TimeSpan.FromMilliseconds(300);
             o.ValidationBypassWindow = TimeSpan.FromMilliseconds(100);
             o.ConnectionString += compressed ? ";UseCompression=true" : string.Empty;

@@ -168,6 +168,96 @@ public class ServerFullTests(MySqlDriver driver) : IntegrationTest(driver)
         }
     }
 
+    /// <summary>
+    /// A restart under 32 callers, 16 of them waiting for a slot at any moment: while the server is down they
+    /// get its refusal (fast, as <see cref="ReliabilityMatrixTests"/> shows) and try again as an application
+    /// would; when it is back, the pool opens at most <see cref="KeepAlivePool.MaxConnectsInFlight"/> connections
+    /// at once, not one per caller, and no operation begun after the server is back fails.
+    /// </summary>
+    [Test]
+    public void A_restart_under_32_callers_costs_no_error_once_the_server_is_back_and_the_pool_connects_a_few_at_a_time()
+    {
+        using var pool = CreatePool(o =>
+        {
+            o.MaxPoolSize = 16;
+            o.ConnectionTimeout = s_connectionTimeout;
+            o.ValidationTimeout = TimeSpan.FromMilliseconds(900);
+        });
+        var watch = Stopwatch.StartNew();
+        long restartEnded = long.MaxValue, stop = long.MaxValue;
+        var errorsAfter = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        var servedAfter = new int[32];
+        long errorsDuring = 0, operations = 0;
+        var workers = Enumerable.Range(0, 32).Select(i => new Thread(() =>
+        {
+            while (watch.ElapsedTicks < Interlocked.Read(ref stop))
+            {
+                var begun = watch.ElapsedTicks;
+                try
+                {
+                    using var lease = pool.Lease();
+                    try
+                    {
+                        Scalar(lease.Connection, "SELECT SLEEP(0.02)");
+                    }
+                    catch (Exception e)
+                    {
+                        lease.ReportFailure(e);
+                        throw;
+                    }
+
+                    Interlocked.Increment(ref operations);
+                    if (begun > Interlocked.Read(ref restartEnded))
+                        Interlocked.Increment(ref servedAfter[i]);
+                }
+                catch (Exception e)
+                {
+                    if (begun > Interlocked.Read(ref restartEnded))
+                        errorsAfter.Enqueue(e);
+                    else
+                        Interlocked.Increment(ref errorsDuring);
+                    Thread.Sleep(20); // The application's own pause before it tries again.
+                }
+            }
+        })
+        { IsBackground = true }).ToList();
+
+        // Samples how many connects the pool has in flight, as often as it can, until the run ends.
+        var peakOpening = 0;
+        var sampler = new Thread(() =>
+        {
+            while (watch.ElapsedTicks < Interlocked.Read(ref stop))
+            {
+                peakOpening = Math.Max(peakOpening, pool.GetStatistics().Opening);
+                Thread.Sleep(1);
+            }
+        })
+        { IsBackground = true };
+
+        workers.ForEach(w => w.Start());
+        sampler.Start();
+        Eventually(() => Interlocked.Read(ref operations) > 100, TimeSpan.FromSeconds(10), "the callers are served before the restart");
+        var createdBefore = pool.GetStatistics().Created;
+        var restartWatch = Stopwatch.StartNew();
+        TestServer.Control("restart");
+        restartWatch.Stop();
+        Interlocked.Exchange(ref restartEnded, watch.ElapsedTicks);
+        Eventually(() => servedAfter.All(n => n > 0), TimeSpan.FromSeconds(10), "every caller served again once the server is back");
+        var backIn = watch.Elapsed - TimeSpan.FromTicks((long)(Interlocked.Read(ref restartEnded) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+        Thread.Sleep(500); // Half a second more of load on the restarted server.
+        Interlocked.Exchange(ref stop, watch.ElapsedTicks);
+        Assert.That(workers.All(w => w.Join(TimeSpan.FromSeconds(10))) && sampler.Join(TimeSpan.FromSeconds(5)), Is.True, "every caller stopped");
+
+        var stats = pool.GetStatistics();
+        TestContext.Progress.WriteLine(
+            $"{Driver}, restart under 32 callers (pool of 16): restart took {restartWatch.ElapsedMilliseconds} ms, {errorsDuring} errors while it ran, " +
+            $"{errorsAfter.Count} after; every caller served again {backIn.TotalMilliseconds:F0} ms after; {stats.Created - createdBefore} connections opened again, at most {peakOpening} at once; {operations} operations");
+        Assert.That(errorsAfter, Is.Empty, errorsAfter.IsEmpty ? string.Empty : InUseFaultTests.Describe(errorsAfter.First()));
+        Assert.That(peakOpening, Is.InRange(1, KeepAlivePool.MaxConnectsInFlight), "connects in flight at once: bounded, not one per waiting caller");
+        Assert.That(stats.Total, Is.LessThanOrEqualTo(16), "within the pool's maximum");
+        Assert.That(stats.Active, Is.Zero);
+    }
+
     private long ThreadsConnected() =>
         Admin.Count("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED'");
 
