@@ -2,6 +2,7 @@
 # A throwaway 3-node MariaDB Galera cluster on loopback, with one HAProxy in front, for NHKeepAlive's
 # cluster tests, demo and benchmarks.
 #
+#   build/cluster.sh install        install what the cluster needs (below) if missing, and nothing else
 #   build/cluster.sh start          install mariadb-server, galera-4, rsync, haproxy (and socat) if missing,
 #                                   bootstrap node 1, join nodes 2 and 3 (rsync state transfer), create the
 #                                   test user and database, start HAProxy, print the NHK_CLUSTER_* variables
@@ -427,6 +428,7 @@ status() {
 # ---- commands ---------------------------------------------------------------------------------------
 cmd=${1:-}
 case "$cmd" in
+  install) ensure_installed ;;
   start)
     t0=$(now)
     ensure_installed
@@ -493,5 +495,5 @@ case "$cmd" in
     ;;
   haproxy-state) check_node_arg "${2:-}"; load_ports; haproxy_state "$2" ;;
   wait-haproxy) check_node_arg "${2:-}"; load_ports; wait_haproxy "$2" "${3:?UP or DOWN}" "${4:-30}" ;;
-  *) echo "usage: $0 start|stop|status|kill N|stop-node N|start-node N|reject N|isolate N|readonly N|heal N|haproxy-state N|wait-haproxy N UP|DOWN [seconds]" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status|kill N|stop-node N|start-node N|reject N|isolate N|readonly N|heal N|haproxy-state N|wait-haproxy N UP|DOWN [seconds]" >&2; exit 2 ;;
 esac

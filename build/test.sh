@@ -23,13 +23,29 @@ say() { printf '\n== %s\n' "$*"; }
 
 passed=0; failed=0; skipped=0; broken=0
 
-# ---- Mono, for the net48 test targets ---------------------------------------------------------------
-# `dotnet test` runs the .NET Framework (net48) builds of the test projects under Mono here.
-if ! command -v mono >/dev/null 2>&1; then
-  say "installing mono-complete (runs the net48 tests)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq mono-complete; } > "$out/apt-mono.log" 2>&1 || { tail -20 "$out/apt-mono.log"; echo "could not install mono-complete"; }
+# ---- packages ---------------------------------------------------------------------------------------
+# What the server and the cluster tests need (mariadb-server, galera-4, rsync, haproxy: build/cluster.sh
+# install) is installed first, in one apt-get run, when missing. Mono, which only the net48 test runs
+# need, is then installed in the background while the build and the net10.0 tests run: on a fresh
+# machine its install is the longest, and nothing before the first net48 run waits for it.
+if [ "$(id -u)" -eq 0 ]; then
+  bash "$root/build/cluster.sh" install 2>&1 | sed 's/^/  /' || echo "could not install the cluster's packages (the cluster tests will say why)"
 fi
+mono_install=""
+if ! command -v mono >/dev/null 2>&1; then
+  say "installing mono-complete in the background (runs the net48 tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get -o DPkg::Lock::Timeout=300 update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq mono-complete; } > "$out/apt-mono.log" 2>&1 &
+  mono_install=$!
+fi
+wait_for_mono() {
+  [ -n "$mono_install" ] || return 0
+  say "waiting for the mono-complete install"
+  local started=$SECONDS
+  wait "$mono_install" || { tail -20 "$out/apt-mono.log"; echo "could not install mono-complete"; }
+  echo "  (waited $((SECONDS - started)) s)"
+  mono_install=""
+}
 
 # ---- the server -------------------------------------------------------------------------------
 if [ -z "${NHK_TEST_MYSQL_HOST:-}" ]; then
@@ -186,7 +202,7 @@ for project in "$root"/tests/*/*.csproj; do
   for tfm in $tfms; do
     log="$out/test-$name-$tfm.log"
     trx="$results/$name-$tfm.trx"
-    case "$tfm" in net4*) runtime=" under Mono" ;; *) runtime="" ;; esac
+    case "$tfm" in net4*) runtime=" under Mono"; wait_for_mono ;; *) runtime="" ;; esac
     say "testing $name ($tfm$runtime)"
     dotnet test "$project" -f "$tfm" -c "$configuration" --no-build -nologo \
       --logger "console;verbosity=normal" --logger "trx;LogFileName=$(basename "$trx")" --results-directory "$results" > "$log" 2>&1
