@@ -212,6 +212,9 @@ public sealed partial class KeepAlivePool : IDisposable
     /// <summary>A driver command bound to no connection yet (for a command created on a closed handle).</summary>
     internal DbCommand CreateDriverCommand() => _driver.CreateCommand();
 
+    /// <summary>Whether a handle whose enlistment met a dead connection may enlist a live one instead (<see cref="DriverAdapter.EnlistsAgainAfterFailure"/>).</summary>
+    internal bool EnlistsAgainAfterFailure => _driver.EnlistsAgainAfterFailure;
+
     private void Shutdown(TimeSpan grace)
     {
         Lifetime.PoolLifetime.Unregister(this);

@@ -144,6 +144,12 @@ internal abstract class DriverAdapter
     /// <summary>Whether <see cref="ResetSession"/> can reset a session.</summary>
     public virtual bool CanResetSession => false;
 
+    /// <summary>
+    /// Whether a system transaction is still fit for another connection after this driver's enlistment in it
+    /// failed (the enlistment's <c>BEGIN</c> met a dead connection), so that a live connection may enlist instead.
+    /// </summary>
+    public virtual bool EnlistsAgainAfterFailure => true;
+
     /// <summary>Closes the connection's socket under the driver, so that a read blocked on it fails now.</summary>
     public virtual bool Abort(DbConnection connection) => SocketAborter.Abort(connection);
 

@@ -131,6 +131,16 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
 
     public override bool KeepsStatusFlags => _stateChangedFlag is not null;
 
+    /// <summary>
+    /// MySql.Data begins its transaction inside System.Transactions' promotable enlistment (its promoter's
+    /// <c>Initialize</c>). .NET and .NET Framework take the promoter only once <c>Initialize</c> succeeded; Mono's
+    /// System.Transactions keeps one whose <c>Initialize</c> failed, refuses every later promoter and calls the
+    /// failed one's <c>Rollback</c> at the end (a NullReferenceException inside MySql.Data). There the error surfaces.
+    /// </summary>
+    public override bool EnlistsAgainAfterFailure => !s_onMono;
+
+    private static readonly bool s_onMono = Type.GetType("Mono.Runtime") is not null;
+
     public override bool CanResetSession => _reset is not null;
 
     public static MySqlDataAdapter? TryCreate()

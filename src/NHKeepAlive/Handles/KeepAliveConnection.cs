@@ -126,11 +126,25 @@ public sealed class KeepAliveConnection : DbConnection
     /// does when a session closes inside a <c>TransactionScope</c>), it reaches the pool only when the transaction
     /// has committed or rolled back, and its session is reset first (what a distributed transaction leaves, such
     /// as MySqlConnector's XA state, never reaches the next caller).
+    /// The driver's enlistment begins the transaction on the server (its <c>BEGIN</c>); like
+    /// <see cref="BeginDbTransaction"/>, a disconnect there closes that connection and enlists a live one taken
+    /// under this same handle, once: nothing of the caller's ran inside the transaction yet (where the driver and
+    /// the runtime leave the transaction fit for it: not MySql.Data under Mono).
     /// </remarks>
     public override void EnlistTransaction(System.Transactions.Transaction? transaction)
     {
         var pooled = _pooled ?? throw NotOpen();
-        pooled.Connection.EnlistTransaction(transaction);
+        try
+        {
+            pooled.Connection.EnlistTransaction(transaction);
+        }
+        catch (Exception e) when (transaction is not null && pooled.Enlisted is null && _pool.EnlistsAgainAfterFailure && DisconnectClassifier.Classify(e) is { } disconnect)
+        {
+            _pool.StartAgain(this, disconnect);
+            pooled = Pooled!;
+            pooled.Connection.EnlistTransaction(transaction);
+        }
+
         if (transaction is not null && pooled.Enlisted?.Transaction != transaction)
         {
             // After the driver's own enlistment, so that the pool hears of the outcome after the driver.

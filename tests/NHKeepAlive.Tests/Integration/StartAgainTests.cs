@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Diagnostics;
 using System.Linq;
 using System.Threading.Tasks;
+using System.Transactions;
 using NUnit.Framework;
 
 namespace NHKeepAlive.Tests.Integration;
@@ -76,6 +77,79 @@ public class StartAgainTests(MySqlDriver driver) : IntegrationTest(driver)
         Assert.That(ranOn, Is.Not.EqualTo(killed), "the transaction ran on a live connection");
         Assert.That(Rows("async"), Is.EqualTo(1), "the row is there");
         Assert.That((stats.StartedAgain, stats.Evicted, stats.Total), Is.EqualTo((1L, 1L, 1)));
+    }
+#endif
+
+    /// <summary>
+    /// Inside a TransactionScope the first round trip of a lease is the driver's enlistment (its BEGIN): a
+    /// connection that died as it was taken is closed there, and the enlistment made again on a live one.
+    /// </summary>
+    [Test]
+    public void A_connection_opened_inside_a_TransactionScope_on_a_connection_killed_after_its_return_enlists_again_on_a_live_one()
+    {
+        if (Driver == MySqlDriver.MySqlData && Type.GetType("Mono.Runtime") is not null)
+            Assert.Ignore("Mono's System.Transactions keeps MySql.Data's failed promoter (see MySqlDataAdapter.EnlistsAgainAfterFailure): the error surfaces there, and the scope's Dispose throws inside MySql.Data");
+        var pool = CreateStartAgainPool();
+        CreateTable();
+        var killed = KillTheIdleConnection(pool, ReturnOne(pool));
+
+        long ranOn;
+        using (var scope = new TransactionScope())
+        {
+            using (var connection = pool.Rent())
+            {
+                Execute(connection, "INSERT INTO start_again (tag) VALUES ('scope')");
+                ranOn = ConnectionId(connection);
+            }
+
+            scope.Complete();
+        }
+
+        var stats = pool.GetStatistics();
+        TestContext.Progress.WriteLine($"{Driver}, enlistment on a killed connection: started again {stats.StartedAgain}, evicted {stats.Evicted}; {string.Join(" | ", Log.Messages("TransactionStartedAgain"))}");
+        Assert.That(ranOn, Is.Not.EqualTo(killed), "the scope's work ran on a live connection");
+        Assert.That(Rows("scope"), Is.EqualTo(1), "the scope committed its row");
+        Assert.That((stats.StartedAgain, stats.Evicted), Is.EqualTo((1L, 1L)));
+        Eventually(() => pool.GetStatistics().Idle == 1, TimeSpan.FromSeconds(5), "the live connection back in the pool once the scope ended");
+
+        // And the scope that does not complete: the row is rolled back.
+        KillTheIdleConnection(pool, ranOn);
+        using (new TransactionScope())
+        {
+            using var connection = pool.Rent();
+            Execute(connection, "INSERT INTO start_again (tag) VALUES ('not completed')");
+        }
+
+        Assert.That(Rows("not completed"), Is.Zero, "rolled back with its scope");
+        Assert.That(pool.GetStatistics().StartedAgain, Is.EqualTo(2));
+    }
+
+#if NET
+    [Test]
+    public async Task A_connection_opened_asynchronously_inside_a_TransactionScope_on_a_killed_connection_enlists_again_on_a_live_one()
+    {
+        var pool = CreateStartAgainPool();
+        CreateTable();
+        var killed = KillTheIdleConnection(pool, ReturnOne(pool));
+
+        long ranOn;
+        using (var scope = new TransactionScope(TransactionScopeAsyncFlowOption.Enabled))
+        {
+            await using (var connection = await pool.RentAsync())
+            {
+                await using var insert = connection.CreateCommand();
+                insert.CommandText = "INSERT INTO start_again (tag) VALUES ('async scope')";
+                await insert.ExecuteNonQueryAsync();
+                insert.CommandText = "SELECT CONNECTION_ID()";
+                ranOn = Convert.ToInt64(await insert.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            scope.Complete();
+        }
+
+        Assert.That(ranOn, Is.Not.EqualTo(killed), "the scope's work ran on a live connection");
+        Assert.That(Rows("async scope"), Is.EqualTo(1), "the scope committed its row");
+        Assert.That(pool.GetStatistics().StartedAgain, Is.EqualTo(1));
     }
 #endif
 
