@@ -110,4 +110,8 @@ internal static class PoolLog
     public static readonly Action<ILogger, string, string, Exception?> DriverCapabilitiesFound =
         LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(26, "DriverCapabilities"),
             "Pool {Pool}: {Capabilities}");
+
+    public static readonly Action<ILogger, string, int, Exception?> ConnectionReclaimed =
+        LoggerMessage.Define<string, int>(LogLevel.Debug, new EventId(27, "ConnectionReclaimed"),
+            "Pool {Pool}: connection {ConnectionId}, given back inside a system transaction that is still going, goes to a connection opened inside the same transaction");
 }

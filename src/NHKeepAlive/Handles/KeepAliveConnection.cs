@@ -134,6 +134,8 @@ public sealed class KeepAliveConnection : DbConnection
     public override void EnlistTransaction(System.Transactions.Transaction? transaction)
     {
         var pooled = _pooled ?? throw NotOpen();
+        if (transaction is not null && pooled.Enlisted?.Transaction == transaction)
+            return; // Enlisted in it already (a connection this transaction gave back and took again).
         try
         {
             pooled.Connection.EnlistTransaction(transaction);

@@ -43,6 +43,8 @@ public sealed partial class KeepAlivePool
     private async ValueTask AcquireAsync(KeepAliveConnection handle, bool async, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
+        if (AutoEnlist && System.Transactions.Transaction.Current is { } ambient && TryReclaim(handle, ambient))
+            return;
         var started = _time.GetTimestamp();
         var waitStarted = Stopwatch.GetTimestamp();
         if (!await WaitForSlotAsync(async, waitStarted, cancellationToken).ConfigureAwait(false))

@@ -33,11 +33,19 @@ public sealed partial class KeepAlivePool
     }
 
     /// <summary>
+    /// Connections given back while their system transaction goes on, by transaction: a handle opened inside
+    /// the same transaction takes one of them back (<see cref="TryReclaim"/>) rather than a second connection,
+    /// which MySql.Data refuses to enlist ("Multiple simultaneous connections") and MySqlConnector would
+    /// enlist as a second XA branch. The drivers' own pools do the same.
+    /// </summary>
+    private readonly System.Collections.Generic.Dictionary<System.Transactions.Transaction, System.Collections.Generic.List<(PooledConnection Pooled, TransactionEnlistment Enlistment)>> _awaiting = [];
+
+    /// <summary>
     /// Keeps a connection given back while the system transaction it is enlisted in is still going (out of the
     /// idle list, in its slot); it is taken back when the transaction's outcome reaches the pool's enlistment,
     /// after the driver's (<see cref="TransactionEnlistment"/>). False when there is nothing to wait for.
     /// </summary>
-    private static bool AwaitsTransaction(PooledConnection pooled, Exception? failure)
+    private bool AwaitsTransaction(PooledConnection pooled, Exception? failure)
     {
         if (pooled.Enlisted is not { } enlistment)
             return false;
@@ -48,12 +56,87 @@ public sealed partial class KeepAlivePool
         // evict it now rather than hold its slot for good.
         if (pooled.Connection.State != ConnectionState.Open)
             return false;
-        return enlistment.GivenBack(failure);
+
+        // Listed before the enlistment hears of the return, so that the outcome's take-back always finds it to remove.
+        ListAwaiting(pooled, enlistment, add: true);
+        if (enlistment.GivenBack(failure))
+            return true;
+        ListAwaiting(pooled, enlistment, add: false);
+        return false;
+    }
+
+    private void ListAwaiting(PooledConnection pooled, TransactionEnlistment enlistment, bool add)
+    {
+        lock (_awaiting)
+        {
+            if (!_awaiting.TryGetValue(enlistment.Transaction, out var list))
+            {
+                if (!add)
+                    return;
+                list = [];
+                _awaiting.Add(enlistment.Transaction, list);
+            }
+
+            if (add)
+            {
+                list.Add((pooled, enlistment));
+                return;
+            }
+
+            list.RemoveAll(entry => ReferenceEquals(entry.Pooled, pooled));
+            if (list.Count == 0)
+                _awaiting.Remove(enlistment.Transaction);
+        }
+    }
+
+    /// <summary>
+    /// Gives <paramref name="handle"/>, opened inside <paramref name="transaction"/>, a connection of this pool that
+    /// was given back inside the same transaction and still waits for its outcome: in its own slot, enlisted
+    /// already, its session as the transaction left it. False when there is none (the handle takes a slot then).
+    /// </summary>
+    private bool TryReclaim(KeepAliveConnection handle, System.Transactions.Transaction transaction)
+    {
+        (PooledConnection Pooled, TransactionEnlistment Enlistment) found = default;
+        lock (_awaiting)
+        {
+            if (_awaiting.Count == 0 || !_awaiting.TryGetValue(transaction, out var list))
+                return false;
+            foreach (var entry in list)
+            {
+                if (entry.Enlistment.TryReclaim())
+                {
+                    found = entry;
+                    break;
+                }
+            }
+
+            if (found.Pooled is null)
+                return false;
+            list.Remove(found);
+            if (list.Count == 0)
+                _awaiting.Remove(transaction);
+        }
+
+        ToLeased(found.Pooled, handle);
+        if (_options.LeakDetectionThreshold > TimeSpan.Zero)
+            found.Pooled.LeaseStack = new System.Diagnostics.StackTrace(2, true).ToString();
+        found.Pooled.Enlisted = found.Enlistment;
+        found.Pooled.SessionChanged = true; // reset before any other caller, as at its enlistment
+        PoolLog.ConnectionReclaimed(_logger, Name, found.Pooled.Id, null);
+        return true;
     }
 
     /// <summary>The pool's part in <paramref name="transaction"/>, for a connection its holder has just enlisted in it.</summary>
-    internal TransactionEnlistment Enlist(PooledConnection pooled, System.Transactions.Transaction transaction) =>
-        new(transaction, (failure, late) => TakeBackQuietly(pooled, failure, late));
+    internal TransactionEnlistment Enlist(PooledConnection pooled, System.Transactions.Transaction transaction)
+    {
+        TransactionEnlistment? enlistment = null;
+        enlistment = new(transaction, (failure, late) =>
+        {
+            ListAwaiting(pooled, enlistment!, add: false);
+            TakeBackQuietly(pooled, failure, late);
+        });
+        return enlistment;
+    }
 
     /// <summary>
     /// <see cref="TakeBack"/> from the thread that completes a system transaction, which must not get the pool's

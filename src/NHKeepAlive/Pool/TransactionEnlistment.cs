@@ -63,6 +63,23 @@ internal sealed class TransactionEnlistment : IEnlistmentNotification
         return true;
     }
 
+    /// <summary>
+    /// A handle opened inside this transaction while it is still going takes the connection given back to it
+    /// (as the drivers' own pools give a transaction's connection to the next open in it): true when it may, and
+    /// then the connection waits for no outcome until it is given back again. False once the transaction ended,
+    /// when nothing was given back, or when the caller met an error on it.
+    /// </summary>
+    public bool TryReclaim()
+    {
+        lock (_lock)
+        {
+            if (_completed || _transactionEnded || !_returned || _failure is not null)
+                return false;
+            _returned = false;
+            return true;
+        }
+    }
+
     /// <summary>The transaction completed: a connection given back and still waiting for this enlistment's notification gets the grace period, no more.</summary>
     private void Ended()
     {
