@@ -71,6 +71,9 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
     /// the pool resets every return. The first connection to a server asks it, in one round trip, the
     /// isolation level sessions open with and the wait_timeout; that query is also the check that the
     /// tracing sees the server's connections. The connections after it (<paramref name="known"/>) ask nothing.
+    /// An isolation level known from a connection opened before a DBA changed the server's default is at most
+    /// 5 minutes old (<see cref="SessionFacts"/>): a transaction may then leave a connection at that older default,
+    /// which is what every connection opened before the change has anyway; a caller's own level is never kept.
     /// </summary>
     public override SessionSetup? PrepareSession(DbConnection connection, SessionFacts? known)
     {

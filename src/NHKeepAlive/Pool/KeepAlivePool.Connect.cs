@@ -166,11 +166,13 @@ public sealed partial class KeepAlivePool
         SessionFacts? learned = null;
         if (_options.SessionReset != SessionResetPolicy.Never)
         {
-            var setup = _driver.PrepareSession(connection, KnownSession(generation));
+            // The nodes of a host list may differ (a rolling upgrade, a node configured apart): each connection there
+            // learns for itself, in the round trip it spends anyway beside its node check.
+            var setup = _driver.PrepareSession(connection, _hosts.IsCluster ? null : KnownSession(generation));
             pooled.SessionRestore = setup?.Restore;
             pooled.ChangesReported = setup?.ChangesReported ?? true;
             learned = setup?.Learned;
-            if (learned is not null)
+            if (learned is not null && !_hosts.IsCluster)
                 LearnedSession(learned, generation);
         }
 

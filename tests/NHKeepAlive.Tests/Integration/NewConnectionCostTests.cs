@@ -103,6 +103,28 @@ public class NewConnectionCostTests(MySqlDriver driver) : IntegrationTest(driver
         Assert.That(set.PoolFor(tenantB).GetStatistics().ServerWaitTimeout, Is.EqualTo(TimeSpan.FromSeconds(waitTimeout)), "tenant B's pool knows the wait_timeout all the same");
     }
 
+    /// <summary>The nodes of a host list may differ (a rolling upgrade): each connection there learns for itself, beside its node check.</summary>
+    [Test]
+    public void Every_connection_of_a_host_list_learns_for_itself()
+    {
+        var hostList = TestServer.ConnectionString(Driver).Replace($"Server={TestServer.Host};", $"Server={TestServer.Host},localhost;", StringComparison.Ordinal);
+        var driverAlone = DriverOwnOpen(TestServer.ConnectionString(Driver));
+        using var pool = CreatePool(o =>
+        {
+            o.ConnectionString = hostList;
+            o.MaxPoolSize = 2;
+        });
+
+        using var a = pool.Lease();
+        using var b = pool.Lease();
+        foreach (var lease in new[] { a, b })
+        {
+            var counted = Counters(lease.Connection);
+            Assert.That((counted.Statements - driverAlone.Statements, counted.Commands - driverAlone.Commands), Is.EqualTo((FirstConnection + 1, 0L)),
+                "the node check, and the session setup of a first connection");
+        }
+    }
+
     /// <summary>A connection readied from what an earlier connection learned keeps every guarantee of session hygiene.</summary>
     [Test]
     public void A_connection_readied_from_what_another_learned_still_leaves_nothing_to_the_next_caller()
