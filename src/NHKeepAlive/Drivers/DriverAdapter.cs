@@ -88,9 +88,12 @@ internal abstract class DriverAdapter
     /// <summary>
     /// Readies a newly opened connection for <see cref="ResetSession"/>: turns on what lets the server
     /// report session changes, and returns the statement that restores, after a reset, what the driver
-    /// set when it opened (character sets), or null when a reset keeps it.
+    /// set when it opened (character sets), or null when a reset keeps it. With <paramref name="known"/>
+    /// (what an earlier connection's setup learned from the same server with the same connection string) it
+    /// asks the server nothing it already told; without, it learns that too, <c>wait_timeout</c> included,
+    /// in the same round trip (<see cref="SessionSetup.Learned"/>).
     /// </summary>
-    public virtual SessionSetup? PrepareSession(DbConnection connection) => null;
+    public virtual SessionSetup? PrepareSession(DbConnection connection, SessionFacts? known) => null;
 
     /// <summary>
     /// Resets the session as if newly opened (COM_RESET_CONNECTION, or COM_CHANGE_USER where the

@@ -68,31 +68,43 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
     /// <summary>
     /// Watches the connection's statements (<see cref="MySqlConnectorCommandObserver"/>): MySqlConnector
     /// keeps none of the server's status flags. Without its tracing (before 2.1), changes go unseen and
-    /// the pool resets every return.
+    /// the pool resets every return. The first connection to a server asks it, in one round trip, the
+    /// isolation level sessions open with and the wait_timeout; that query is also the check that the
+    /// tracing sees the server's connections. The connections after it (<paramref name="known"/>) ask nothing.
+    /// An isolation level known from a connection opened before a DBA changed the server's default is at most
+    /// 5 minutes old (<see cref="SessionFacts"/>): a transaction may then leave a connection at that older default,
+    /// which is what every connection opened before the change has anyway; a caller's own level is never kept.
     /// </summary>
-    public override SessionSetup? PrepareSession(DbConnection connection)
+    public override SessionSetup? PrepareSession(DbConnection connection, SessionFacts? known)
     {
         ForgetSession(connection);
         var observer = MySqlConnectorCommandObserver.Instance;
         if (!observer.Sees || ServerThreadId(connection) is not { } id)
             return new SessionSetup(null, ChangesReported: false);
+        if (known is { ChangesReported: false })
+            return new SessionSetup(null, ChangesReported: false); // the tracing was seen not to report this server's connections
         var watch = observer.Start(id);
+        SessionFacts? learned = null;
         try
         {
-            // MySqlConnector begins every transaction with SET SESSION TRANSACTION ISOLATION LEVEL
-            // (REPEATABLE READ when none is asked for): on a session that opened at REPEATABLE READ, such
-            // a transaction leaves it as it was, so that NHibernate's units of work stay on the fast path.
-            var isolation = IsolationLevelAtOpen(connection);
-
-            // That query is also the check that the watch sees this connection's commands: behind a proxy
-            // that reports another connection id, say, it would see nothing and call every loan clean.
-            if (!observer.HasSeen(watch))
+            if (known is null)
             {
-                observer.Stop(watch);
-                return new SessionSetup(null, ChangesReported: false);
+                // MySqlConnector begins every transaction with SET SESSION TRANSACTION ISOLATION LEVEL
+                // (REPEATABLE READ when none is asked for): on a session that opened at REPEATABLE READ, such
+                // a transaction leaves it as it was, so that NHibernate's units of work stay on the fast path.
+                var (isolation, waitTimeout) = ReadSessionDefaults(connection);
+
+                // That query is also the check that the watch sees this connection's commands: behind a proxy
+                // that reports another connection id, say, it would see nothing and call every loan clean.
+                learned = new SessionFacts(null, observer.HasSeen(watch), isolation, waitTimeout);
+                if (!learned.ChangesReported)
+                {
+                    observer.Stop(watch);
+                    return new SessionSetup(null, ChangesReported: false, learned);
+                }
             }
 
-            if (isolation == "REPEATABLE-READ" && _currentTransaction is { } current)
+            if ((learned ?? known)!.IsolationAtOpen == "REPEATABLE-READ" && _currentTransaction is { } current)
             {
                 var weak = new WeakReference<DbConnection>(connection);
                 watch.TransactionLeavesSessionClean = () =>
@@ -107,19 +119,31 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
         }
 
         _sessions.Add(connection, watch);
-        return new SessionSetup(null, ChangesReported: true);
+        return new SessionSetup(null, ChangesReported: true, learned);
     }
 
-    /// <summary>The session's isolation level as the server names it (MariaDB's tx_isolation, MySQL 8's transaction_isolation), or null.</summary>
-    private static string? IsolationLevelAtOpen(DbConnection connection)
+    // The name of the session isolation variable this server knew last (MariaDB's tx_isolation, MySQL 8's transaction_isolation).
+    private volatile string _isolationVariable = "tx_isolation";
+
+    /// <summary>The session's isolation level as the server names it (null when neither name is known) and its wait_timeout, in one query.</summary>
+    private (string? Isolation, TimeSpan? WaitTimeout) ReadSessionDefaults(DbConnection connection)
     {
-        foreach (var variable in new[] { "tx_isolation", "transaction_isolation" })
+        var first = _isolationVariable;
+        foreach (var variable in new[] { first, first == "tx_isolation" ? "transaction_isolation" : "tx_isolation" })
         {
             try
             {
                 using var command = connection.CreateCommand();
-                command.CommandText = $"SELECT CAST(@@SESSION.{variable} AS CHAR)";
-                return Convert.ToString(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+
+                // CAST: an integer, and text the driver need not decode from the variable's character set.
+                command.CommandText = $"SELECT CAST(@@SESSION.{variable} AS CHAR), CAST(@@SESSION.wait_timeout AS SIGNED)";
+                using var reader = command.ExecuteReader();
+                if (!reader.Read())
+                    return (null, null);
+                var isolation = reader.IsDBNull(0) ? null : Convert.ToString(reader.GetValue(0), CultureInfo.InvariantCulture);
+                TimeSpan? waitTimeout = reader.IsDBNull(1) ? null : TimeSpan.FromSeconds(Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture));
+                _isolationVariable = variable;
+                return (isolation, waitTimeout);
             }
             catch (DbException)
             {
@@ -127,7 +151,7 @@ internal sealed class MySqlConnectorAdapter : ReflectionDriverAdapter
             }
         }
 
-        return null;
+        return (null, null);
     }
 
     /// <summary>Whether a statement seen since the last call may have changed the session (the call clears the record); null when the connection is not watched.</summary>

@@ -175,10 +175,10 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         return !watched && (autocommit is null || changed is null) ? null : false;
     }
 
-    public override SessionSetup? PrepareSession(DbConnection connection)
+    public override SessionSetup? PrepareSession(DbConnection connection, SessionFacts? known)
     {
         ForgetSession(connection);
-        var setup = PrepareTracking(connection);
+        var setup = PrepareTracking(connection, known);
         if (_interceptor is null)
             return setup;
 
@@ -191,15 +191,41 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
 
     public override void ForgetSession(DbConnection connection) => _watches.Remove(connection);
 
-    private static SessionSetup PrepareTracking(DbConnection connection)
+    /// <summary>What turns session tracking on when the character sets (the restore) are known already; DO 0 last, so that the reply the driver keeps reports no session change of our own making.</summary>
+    private const string TrackingOn = "SET SESSION session_track_state_change = 1; DO 0";
+
+    /// <summary>
+    /// Turns on session state tracking (a session variable: every connection, one round trip), and, when
+    /// <paramref name="known"/> does not say them yet, reads in the same round trip the character sets
+    /// MySql.Data set at open (for the restore after a reset) and the session wait_timeout.
+    /// </summary>
+    private static SessionSetup PrepareTracking(DbConnection connection, SessionFacts? known)
     {
+        if (known is not null)
+        {
+            // A server that reports no session changes refused the variable before: nothing to ask it.
+            if (!known.ChangesReported)
+                return new SessionSetup(known.Restore, ChangesReported: false);
+            try
+            {
+                Execute(connection, TrackingOn);
+            }
+            catch (DbException)
+            {
+                return new SessionSetup(known.Restore, ChangesReported: false); // this connection's returns are all reset
+            }
+
+            return new SessionSetup(known.Restore, ChangesReported: true);
+        }
+
         string text;
         try
         {
             using var command = connection.CreateCommand();
 
-            // Binary, so that MySql.Data 8.0 need not decode MariaDB's utf8mb3 names.
-            command.CommandText = "SET SESSION session_track_state_change = 1; SELECT CAST(CONCAT_WS(' ', @@character_set_client, @@collation_connection, IFNULL(@@character_set_results, 'NULL')) AS BINARY)";
+            // Binary, so that MySql.Data 8.0 need not decode MariaDB's utf8mb3 names. The SELECT last: its reply,
+            // the one the driver keeps, reports no session change of our own making.
+            command.CommandText = "SET SESSION session_track_state_change = 1; SELECT CAST(CONCAT_WS(' ', @@character_set_client, @@collation_connection, IFNULL(@@character_set_results, 'NULL'), CAST(@@SESSION.wait_timeout AS SIGNED)) AS BINARY)";
             text = command.ExecuteScalar() switch
             {
                 byte[] bytes => System.Text.Encoding.ASCII.GetString(bytes),
@@ -209,15 +235,26 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
         catch (DbException)
         {
             // A server without session state tracking (MySQL 5.6, MariaDB before 10.2): changes go unreported.
+            // Not kept: the next connection asks again (an error of the moment must not stand for the server).
             return new SessionSetup(null, ChangesReported: false);
         }
 
-        // DO 0 last: its reply, the one the driver keeps, reports no session change of our own making.
         var parts = text.Split(' ');
-        if (parts.Length != 3)
-            return new SessionSetup("SET SESSION session_track_state_change = 1; DO 0", ChangesReported: true);
-        var results = parts[2] == "NULL" ? "NULL" : $"'{parts[2]}'";
-        return new SessionSetup($"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}; DO 0", ChangesReported: true);
+        TimeSpan? waitTimeout = parts.Length == 4 && long.TryParse(parts[3], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+            ? TimeSpan.FromSeconds(seconds)
+            : null;
+        string restore;
+        if (parts.Length != 4)
+        {
+            restore = TrackingOn;
+        }
+        else
+        {
+            var results = parts[2] == "NULL" ? "NULL" : $"'{parts[2]}'";
+            restore = $"SET SESSION session_track_state_change = 1, character_set_client = '{parts[0]}', collation_connection = '{parts[1]}', character_set_results = {results}; DO 0";
+        }
+
+        return new SessionSetup(restore, ChangesReported: true, new SessionFacts(restore, ChangesReported: true, IsolationAtOpen: null, waitTimeout));
     }
 
     public override bool ResetSession(DbConnection connection, string? restore)

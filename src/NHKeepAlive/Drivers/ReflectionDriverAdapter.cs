@@ -31,10 +31,13 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
 
     public override string Name { get; }
 
-    public override string Version =>
+    // Read once: every pool records it with its first connection (DriverCapabilities).
+    public override string Version => _version ??=
         ConnectionType.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>() is { } info
             ? info.InformationalVersion.Split('+')[0]
             : ConnectionType.Assembly.GetName().Version?.ToString() ?? "unknown";
+
+    private string? _version;
 
     /// <summary>The driver's connection type.</summary>
     public Type ConnectionType { get; }
@@ -105,7 +108,7 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         {
             foreach (var keyword in option.ConnectionStringKeywords)
             {
-                if (CanonicalKey(keyword, "1") is not { } key || !present.TryGetValue(key, out var value) || value is null)
+                if (PoolKeywordKey(keyword) is not { } key || !present.TryGetValue(key, out var value) || value is null)
                     continue;
                 present.Remove(key);
                 builder.Remove(key);
@@ -116,6 +119,12 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
 
         return found;
     }
+
+    // Pool keyword -> the driver's key for it (null: the driver does not know it): the same for every pool, asked once.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string?> _poolKeywordKeys = new(StringComparer.Ordinal);
+
+    /// <summary>The key under which this driver's builder stores the pool keyword <paramref name="keyword"/>, or null if the driver does not know it (a process with a pool per tenant builds many pools).</summary>
+    private string? PoolKeywordKey(string keyword) => _poolKeywordKeys.GetOrAdd(keyword, k => CanonicalKey(k, "1"));
 
     /// <summary>The key under which this driver's builder stores <paramref name="keyword"/>, or null if the driver does not know it.</summary>
     private string? CanonicalKey(string keyword, object? value)

@@ -85,19 +85,33 @@ internal static class SocketAborter
                 return;
             if (depth >= MaxDepth || value is Socket)
                 continue;
-            for (var type = value.GetType(); type is not null && type != typeof(object); type = type.BaseType)
+            foreach (var field in ReferenceFields(value.GetType()))
             {
-                foreach (var field in type.GetFields(Fields))
-                {
-                    if (field.FieldType.IsValueType || field.FieldType == typeof(string) || field.FieldType.IsArray)
-                        continue;
-                    var child = field.GetValue(value);
-                    if (child is null)
-                        continue;
-                    if (child is Socket or Stream or TcpClient || child.GetType().Assembly == driverAssembly)
-                        queue.Enqueue((child, depth + 1));
-                }
+                var child = field.GetValue(value);
+                if (child is null)
+                    continue;
+                if (child is Socket or Stream or TcpClient || child.GetType().Assembly == driverAssembly)
+                    queue.Enqueue((child, depth + 1));
             }
         }
     }
+
+    // Type -> the fields of it and its base types that may hold an object worth walking into: a walk at every open
+    // asks the same few types again and again.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, FieldInfo[]> s_referenceFields = new();
+
+    private static FieldInfo[] ReferenceFields(Type type) => s_referenceFields.GetOrAdd(type, static t =>
+    {
+        var fields = new List<FieldInfo>();
+        for (var current = t; current is not null && current != typeof(object); current = current.BaseType)
+        {
+            foreach (var field in current.GetFields(Fields))
+            {
+                if (!field.FieldType.IsValueType && field.FieldType != typeof(string) && !field.FieldType.IsArray)
+                    fields.Add(field);
+            }
+        }
+
+        return [.. fields];
+    });
 }

@@ -28,6 +28,11 @@ internal sealed class HousekeepingScheduler
     private int _threads;
     private int _waiting;
 
+    // No later than when the first waiting thread wakes by itself (a Stopwatch timestamp; long.MaxValue: unknown). A run
+    // due at or after it needs no wake-up: a thread will be up by then and find it. Kept at or above the true moment, so
+    // that a wake-up is never skipped that was needed: lowered as each thread goes to wait, forgotten when one wakes.
+    private long _wakeBy = long.MaxValue;
+
     /// <summary>The one scheduler of the process.</summary>
     public static HousekeepingScheduler Shared { get; } = new();
 
@@ -38,6 +43,16 @@ internal sealed class HousekeepingScheduler
         {
             lock (_lock)
                 return _threads;
+        }
+    }
+
+    /// <summary>The scheduler's threads waiting for work now (tests).</summary>
+    internal int Waiting
+    {
+        get
+        {
+            lock (_lock)
+                return _waiting;
         }
     }
 
@@ -61,7 +76,11 @@ internal sealed class HousekeepingScheduler
         {
             registration.DueAt = DueAfter(delay);
             _registrations.Add(registration);
-            WakeOrAddThread();
+
+            // A thread that waits and wakes before the new pool is due takes it then: a pool per tenant built by the
+            // hundred wakes nobody (each wake-up scans every registration, under the lock the builders wait on).
+            if (_waiting == 0 || registration.DueAt < _wakeBy)
+                WakeOrAddThread();
         }
 
         return registration;
@@ -103,9 +122,14 @@ internal sealed class HousekeepingScheduler
                         return;
                     }
 
+                    var timeout = wait < s_idleExit ? wait : s_idleExit; // Timeout.InfiniteTimeSpan (nothing due by time) is below it
+                    var wakeAt = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+                    if (wakeAt < _wakeBy)
+                        _wakeBy = wakeAt;
                     _waiting++;
-                    Monitor.Wait(_lock, wait < s_idleExit ? wait : s_idleExit);
+                    Monitor.Wait(_lock, timeout);
                     _waiting--;
+                    _wakeBy = long.MaxValue; // Which of the others wakes when is not known now: every change wakes one until a thread waits again.
                     continue;
                 }
 
@@ -213,7 +237,8 @@ internal sealed class HousekeepingScheduler
             lock (scheduler._lock)
             {
                 DueAt = DueAfter(delay);
-                Monitor.PulseAll(scheduler._lock);
+                if (DueAt < scheduler._wakeBy)
+                    Monitor.PulseAll(scheduler._lock);
             }
         }
 

@@ -5,6 +5,7 @@ using System.Data.Common;
 using System.Threading;
 using System.Threading.Tasks;
 using NHKeepAlive.Diagnostics;
+using NHKeepAlive.Drivers;
 
 namespace NHKeepAlive;
 
@@ -112,11 +113,14 @@ public sealed partial class KeepAlivePool
         try
         {
             var generation = Volatile.Read(ref _generation);
-            if (generation != Facts.LearnedInGeneration)
-                await LearnWaitTimeoutAsync(connection, generation, async).ConfigureAwait(false);
             unfit = _hosts.IsCluster || host.Suspect ? await _driver.CheckNodeAsync(connection, _options.AllowReadOnly, _options.ValidationTimeout, async).ConfigureAwait(false) : null;
             if (unfit is null)
-                Opened(pooled, generation);
+            {
+                // The session setup reads the wait_timeout in its own round trip when it asks the server anything.
+                var learned = Opened(pooled, generation);
+                if (generation != Facts.LearnedInGeneration || learned?.WaitTimeout is not null)
+                    await LearnWaitTimeoutAsync(connection, generation, learned?.WaitTimeout, async).ConfigureAwait(false);
+            }
         }
         catch
         {
@@ -152,18 +156,27 @@ public sealed partial class KeepAlivePool
             Close(pooled, Eviction.HostUnhealthy($"its host {host.Name} was left: {reason}"));
     }
 
-    /// <summary>Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to reset its session.</summary>
-    private void Opened(PooledConnection pooled, int generation)
+    /// <summary>
+    /// Records what a connection is now that it is open (first open or reopen): its server thread, socket, lifetime, and how to
+    /// reset its session. Returns what the session setup learned from the server, when it asked (null when it knew already).
+    /// </summary>
+    private SessionFacts? Opened(PooledConnection pooled, int generation)
     {
         var connection = pooled.Connection;
         var (socket, plain) = _driver.FindSocket(connection);
         if (socket is null && _options.SocketCheck && Interlocked.Exchange(ref _noSocketLogged, 1) == 0)
             PoolLog.SocketCheckUnavailable(_logger, Name, _driver.Name, null);
+        SessionFacts? learned = null;
         if (_options.SessionReset != SessionResetPolicy.Never)
         {
-            var setup = _driver.PrepareSession(connection);
+            // The nodes of a host list may differ (a rolling upgrade, a node configured apart): each connection there
+            // learns for itself, in the round trip it spends anyway beside its node check.
+            var setup = _driver.PrepareSession(connection, _hosts.IsCluster ? null : KnownSession(generation));
             pooled.SessionRestore = setup?.Restore;
             pooled.ChangesReported = setup?.ChangesReported ?? true;
+            learned = setup?.Learned;
+            if (learned is not null && !_hosts.IsCluster)
+                LearnedSession(learned, generation);
         }
 
         var now = Now;
@@ -171,33 +184,64 @@ public sealed partial class KeepAlivePool
         if (_capabilities is null)
             RecordCapabilities(pooled);
         pooled.HostGeneration = pooled.Host.Generation;
+        return learned;
+    }
+
+    /// <summary>What this pool's session setup learned, in which generation, and when (a <see cref="System.Diagnostics.Stopwatch"/> timestamp).</summary>
+    private sealed record SessionLearned(SessionFacts Facts, int Generation, long ReadAt);
+
+    private SessionLearned? _session;
+
+    /// <summary>The key under which pools of a set share what a session setup learned: the driver and the connection string without its database (a tenant's pool differs from the others by its database alone).</summary>
+    private string SessionKey => _sessionKey ??= $"{_driver.Name}|{SharedServerFacts.WithoutDatabase(_settings.PublicConnectionString)}";
+
+    private string? _sessionKey;
+
+    /// <summary>
+    /// What an earlier connection's session setup learned, for a connection opened now: this pool's own, read in the same
+    /// generation less than <see cref="SharedServerFacts.FreshFor"/> ago; for a new pool of a set (<see cref="KeepAliveOptions.SharesServerFacts"/>),
+    /// another pool's of the same server and connection string, as fresh; else null, and the setup asks the server.
+    /// </summary>
+    private SessionFacts? KnownSession(int generation)
+    {
+        if (Volatile.Read(ref _session) is { } own && own.Generation == generation && SharedServerFacts.IsFresh(own.ReadAt))
+            return own.Facts;
+        if (generation != 0 || !_options.SharesServerFacts || SharedServerFacts.Session(SessionKey) is not { } shared)
+            return null;
+        Volatile.Write(ref _session, new SessionLearned(shared.Facts, generation, shared.ReadAt));
+        return shared.Facts;
+    }
+
+    private void LearnedSession(SessionFacts learned, int generation)
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        Volatile.Write(ref _session, new SessionLearned(learned, generation, now));
+        SharedServerFacts.KeepSession(SessionKey, learned, now);
     }
 
     /// <summary>
-    /// The wait_timeout each server (host and user) reported to any pool of the process, so that a new pool
-    /// (a tenant's first session) spends no round trip on it. A pool reads it again itself after a disconnect
-    /// (a restarted server may have another).
+    /// Takes the server's wait_timeout into the pool's facts: <paramref name="read"/> when the session setup read it; else, for a
+    /// new pool of a set, what another pool of the same server read less than <see cref="SharedServerFacts.FreshFor"/> ago; else
+    /// read now. A pool reads it again itself after a disconnect (a restarted server may have another).
     /// </summary>
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (TimeSpan WaitTimeout, long ReadAt)> s_waitTimeouts = new(StringComparer.Ordinal);
-
-    /// <summary>How long a wait_timeout read by one pool serves the others (a DBA may change it).</summary>
-    private static readonly TimeSpan s_sharedFactsFor = TimeSpan.FromMinutes(5);
-
-    private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, bool async)
+    private async ValueTask LearnWaitTimeoutAsync(DbConnection connection, int generation, TimeSpan? read, bool async)
     {
-        TimeSpan? waitTimeout = null;
-        if (generation == 0 && _options.SharesServerFacts && s_waitTimeouts.TryGetValue(_settings.ServerKey, out var known)
-            && WaitedSince(known.ReadAt) < s_sharedFactsFor)
+        TimeSpan? waitTimeout = read;
+        if (waitTimeout is { } fromSetup)
         {
-            waitTimeout = known.WaitTimeout;
+            SharedServerFacts.KeepWaitTimeout(_settings.ServerKey, fromSetup);
+        }
+        else if (generation == 0 && _options.SharesServerFacts && SharedServerFacts.WaitTimeout(_settings.ServerKey) is { } known)
+        {
+            waitTimeout = known;
         }
         else
         {
             try
             {
                 waitTimeout = await _driver.ReadWaitTimeoutAsync(connection, _options.ValidationTimeout, async, CancellationToken.None).ConfigureAwait(false);
-                if (waitTimeout is { } read)
-                    s_waitTimeouts[_settings.ServerKey] = (read, System.Diagnostics.Stopwatch.GetTimestamp());
+                if (waitTimeout is { } value)
+                    SharedServerFacts.KeepWaitTimeout(_settings.ServerKey, value);
             }
             catch (Exception e) when (e is DbException or InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
             {

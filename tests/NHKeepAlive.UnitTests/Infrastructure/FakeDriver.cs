@@ -103,7 +103,7 @@ internal sealed class FakePoolFixture : IDisposable
             .Returns(new ValueTask<TimeSpan?>(serverWaitTimeout));
         Driver.Setup(d => d.IsInTransaction(It.IsAny<DbConnection>())).Returns(false);
         Driver.Setup(d => d.SessionMayHaveChanged(It.IsAny<DbConnection>())).Returns(false);
-        Driver.Setup(d => d.PrepareSession(It.IsAny<DbConnection>())).Returns((SessionSetup?)null);
+        Driver.Setup(d => d.PrepareSession(It.IsAny<DbConnection>(), It.IsAny<SessionFacts?>())).Returns((SessionSetup?)null);
         Driver.Setup(d => d.ForgetSession(It.IsAny<DbConnection>()));
         Driver.Setup(d => d.CheckNodeAsync(It.IsAny<DbConnection>(), It.IsAny<bool>(), It.IsAny<TimeSpan>(), It.IsAny<bool>()))
             .Returns((DbConnection c, bool _, TimeSpan _, bool _) => new ValueTask<string?>(Unfit.TryGetValue(c, out var why) ? why : null));
