@@ -20,18 +20,37 @@ public class TransactionScopeTests(MySqlDriver driver) : NHibernateTest(driver)
 {
     private const int Rounds = 5;
 
+    private static bool UnderMono => Type.GetType("Mono.Runtime") is not null;
+
+    /// <summary>
+    /// Under Mono (net48 here) NHibernate's system-transaction support fails every scope on MySqlConnector, with
+    /// NHibernate's stock connection provider as with NHKeepAlive's (measured: a completed scope writes nothing and
+    /// throws TransactionAbortedException > NullReferenceException in MySqlConnection.UnenlistTransaction). NHibernate
+    /// disposes its clone of the transaction from its own second-phase notification; Mono's Transaction.Dispose rolls
+    /// back a transaction whose status is still Active, and Mono sets Committed only after every enlistment has had
+    /// its Commit: the transaction is rolled back in the middle of its commit. The XA branches left prepared then
+    /// hold locks that stall later tests. On MySql.Data the synchronous scopes on a pool of one pass under Mono.
+    /// </summary>
     [SetUp]
-    public void NotUnderMono()
+    public void NotWhereMonoFailsNHibernate()
     {
-        // Under Mono (net48 here), NHibernate's system-transaction support fails these scopes on both drivers
-        // (measured: 15 of 15 errors with async flow, NullReferenceException inside Mono's System.Transactions;
-        // the XA branches MySqlConnector leaves then hold locks that stall every later test). The pool-level
-        // TransactionScope tests run under Mono; through NHibernate this stays open (see the closing note of
-        // issue 23).
-        if (Type.GetType("Mono.Runtime") is not null)
-            Assert.Ignore("TransactionScope through NHibernate is not run under Mono: Mono's System.Transactions fails NHibernate's scopes (async flow: NullReferenceException), and the XA branches left behind stall later tests");
+        if (UnderMono && Driver == MySqlDriver.MySqlConnector)
+            Assert.Ignore("Under Mono NHibernate's scopes fail on MySqlConnector with its stock provider too: NHibernate disposes its transaction clone in the second phase and Mono's Transaction.Dispose rolls back the still-Active transaction mid-commit (NullReferenceException in MySqlConnection.UnenlistTransaction)");
     }
 
+    /// <summary>
+    /// A scope that left its ambient transaction on the test thread (what Mono's TransactionScope.Dispose does when
+    /// it throws) would enlist the next tests' connections, other fixtures' included: fail here instead and clear it.
+    /// </summary>
+    [TearDown]
+    public void NoAmbientTransactionLeftBehind()
+    {
+        if (Transaction.Current is not { } leaked)
+            return;
+        var status = leaked.TransactionInformation.Status;
+        Transaction.Current = null;
+        Assert.Fail($"the test left an ambient transaction ({status}) on the thread");
+    }
 
     [Test]
     public void Scopes_not_completed_and_completed_then_an_ordinary_unit_of_work_on_a_pool_of_one()
@@ -68,6 +87,11 @@ public class TransactionScopeTests(MySqlDriver driver) : NHibernateTest(driver)
     [Test]
     public async Task Async_flow_scopes_with_the_async_API_the_same()
     {
+        // Mono's TransactionScope with async flow throws NullReferenceException from its own Dispose on both drivers,
+        // with NHibernate's stock provider too (measured on MySql.Data: 3 of 3 completed scopes, no row written), and
+        // leaves the transaction active with its connection enlisted. As in the core project's async-flow tests.
+        if (UnderMono)
+            Assert.Ignore("Mono's TransactionScope with async flow throws NullReferenceException from its Dispose (stock NHibernate too) and leaves the transaction active");
         using var factory = Mappings.Configuration(Driver).UseKeepAlive(o => o.MaxPoolSize = 1).BuildSessionFactory();
         var errors = new List<Exception>();
         for (var round = 0; round < Rounds; round++)
@@ -106,6 +130,11 @@ public class TransactionScopeTests(MySqlDriver driver) : NHibernateTest(driver)
     [Test]
     public void Two_sequential_sessions_in_one_scope()
     {
+        // Under Mono MySql.Data refuses the second connection as on .NET, but Mono's TransactionScope.Dispose then calls
+        // the first connection's Rollback, where MySql.Data throws InvalidOperationException "Stack empty." (stock
+        // NHibernate too, measured), which replaces the refusal this test checks; nothing is persisted either way.
+        if (UnderMono)
+            Assert.Ignore("Under Mono, MySql.Data's promotable enlistment throws \"Stack empty.\" from the scope's rollback (stock NHibernate too), hiding the refusal of a second connection");
         using var factory = Mappings.Configuration(Driver).UseKeepAlive(o => o.MaxPoolSize = 2).BuildSessionFactory();
         Exception? error = null;
         try
