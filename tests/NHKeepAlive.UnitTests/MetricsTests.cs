@@ -59,4 +59,43 @@ public class MetricsTests
         f.Pool.Return(b);
         f.Pool.Return(c);
     }
+
+    /// <summary>A pool per tenant costs no meter of its own: the one meter's instruments observe every live pool, and a disposed one no more.</summary>
+    [Test]
+    public void Pools_share_one_meter_and_a_disposed_pool_is_no_longer_measured()
+    {
+        var published = new ConcurrentQueue<Instrument>();
+        var seen = new ConcurrentQueue<string>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name != KeepAlivePool.MeterName)
+                return;
+            published.Enqueue(instrument);
+            l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<int>((instrument, _, tags, _) =>
+        {
+            if (instrument.Name == "db.client.connection.max")
+                seen.Enqueue((string)tags.ToArray().Single(t => t.Key == "db.client.connection.pool.name").Value!);
+        });
+        listener.Start();
+
+        using var first = new FakePoolFixture(o => o.PoolName = "tenant-1");
+        var second = new FakePoolFixture(o => o.PoolName = "tenant-2");
+        Assert.That(published.Select(i => i.Meter).Distinct().Count(), Is.EqualTo(1), "one meter");
+        Assert.That(published.Count(i => i.Name == "db.client.connection.max"), Is.EqualTo(1), "each instrument published once, whatever the pools");
+
+        listener.RecordObservableInstruments();
+        Assert.That(seen, Is.SupersetOf(new[] { "tenant-1", "tenant-2" }), "both pools measured");
+
+        second.Dispose();
+        while (seen.TryDequeue(out _))
+        {
+        }
+
+        listener.RecordObservableInstruments();
+        Assert.That(seen, Does.Contain("tenant-1"));
+        Assert.That(seen, Does.Not.Contain("tenant-2"), "a disposed pool is no longer measured");
+    }
 }
