@@ -43,12 +43,18 @@ public sealed partial class KeepAlivePool
     private async ValueTask AcquireAsync(KeepAliveConnection handle, bool async, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        if (AutoEnlist && System.Transactions.Transaction.Current is { } ambient && TryReclaim(handle, ambient))
+        var ambient = AutoEnlist ? System.Transactions.Transaction.Current : null;
+        if (ambient is not null && TryReclaim(handle, ambient))
             return;
         var started = _time.GetTimestamp();
         var waitStarted = Stopwatch.GetTimestamp();
-        if (!await WaitForSlotAsync(async, waitStarted, cancellationToken).ConfigureAwait(false))
-            throw TimeoutError();
+        switch (await WaitForSlotAsync(async, waitStarted, handle, ambient, cancellationToken).ConfigureAwait(false))
+        {
+            case SlotWait.TimedOut:
+                throw TimeoutError();
+            case SlotWait.Reclaimed:
+                return;
+        }
 
         ValueTask<PooledConnection> work;
         try
@@ -147,28 +153,45 @@ public sealed partial class KeepAlivePool
     /// waits), so that a connection leaked by a collected handle reaches it in milliseconds, as the
     /// drivers' own pools get theirs back.
     /// </summary>
-    private async ValueTask<bool> WaitForSlotAsync(bool async, long started, CancellationToken cancellationToken)
+    private async ValueTask<SlotWait> WaitForSlotAsync(bool async, long started, KeepAliveConnection handle, System.Transactions.Transaction? ambient, CancellationToken cancellationToken)
     {
         if (_slots.Wait(0, CancellationToken.None))
-            return true;
+            return SlotWait.Slot;
         Interlocked.Increment(ref _pending);
         try
         {
             while (true)
             {
                 RequestSweep();
+
+                // A sweep may give back a dropped handle's connection enlisted in the caller's own transaction: it is the caller's.
+                if (ambient is not null && TryReclaim(handle, ambient))
+                    return SlotWait.Reclaimed;
                 var left = _options.ConnectionTimeout - WaitedSince(started);
                 if (left <= TimeSpan.Zero)
-                    return false;
+                    return SlotWait.TimedOut;
                 var wait = Min(left, s_sweepRequestInterval);
                 if (async ? await _slots.WaitAsync(wait, cancellationToken).ConfigureAwait(false) : _slots.Wait(wait, cancellationToken))
-                    return true;
+                    return SlotWait.Slot;
             }
         }
         finally
         {
             Interlocked.Decrement(ref _pending);
         }
+    }
+
+    /// <summary>How a wait for a slot ended.</summary>
+    private enum SlotWait
+    {
+        /// <summary>The caller has a slot.</summary>
+        Slot,
+
+        /// <summary>The caller got a connection of its own transaction, in that connection's slot.</summary>
+        Reclaimed,
+
+        /// <summary>The connection timeout passed.</summary>
+        TimedOut,
     }
 
     /// <summary>

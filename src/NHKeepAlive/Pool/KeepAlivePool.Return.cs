@@ -218,7 +218,11 @@ public sealed partial class KeepAlivePool
             _counters.Recover();
             PoolLog.DroppedConnectionRecovered(_logger, Name, pooled.Id, (Now - pooled.LeasedAt).TotalSeconds,
                 pooled.LeaseStack ?? "(stack not captured: enable leak detection to see it)", null);
-            TakeBack(pooled, failure: null);
+
+            // Enlisted in a transaction still going: it waits for the outcome (or a connection opened in that
+            // transaction) like one given back; cleaned now, it would lose the transaction's work before its commit.
+            if (!AwaitsTransaction(pooled, failure: null))
+                TakeBack(pooled, failure: null);
         }
     }
 

@@ -248,6 +248,56 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
         AssertNextCallerClean(pool);
     }
 
+    /// <summary>
+    /// A handle dropped inside a scope without being given back (a forgotten <c>using</c>): once collected, its
+    /// connection is not cleaned while the scope goes on (that would roll back the scope's first part before its
+    /// commit) but goes to the next connection opened in the scope, as one given back does.
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void A_handle_dropped_inside_a_scope_leaves_its_work_to_the_scope_and_its_connection_to_the_next_open_in_it(bool complete)
+    {
+        if (Type.GetType("Mono.Runtime") is not null)
+            Assert.Ignore("Mono's conservative GC scans the stack: a handle dropped on this thread is not always collected (3 of 4 runs kept it), so nothing is recovered to test");
+        var pool = CreatePool(o =>
+        {
+            o.MaxPoolSize = 1;
+            o.ConnectionTimeout = TimeSpan.FromSeconds(5);
+            o.ValidationTimeout = TimeSpan.FromSeconds(1);
+        });
+        long second;
+        using (var scope = new TransactionScope())
+        {
+            var first = OpenInScopeAndDrop(pool, "dropped");
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            using (var connection = OpenInScope(pool))
+            {
+                second = ConnectionId(connection);
+                Insert(connection, "after the drop");
+            }
+
+            Assert.That(second, Is.EqualTo(first), "the dropped handle's connection, still in the scope's transaction");
+            if (complete)
+                scope.Complete();
+        }
+
+        var rows = Admin.Count("SELECT COUNT(*) FROM txscope");
+        TestContext.Progress.WriteLine($"{Driver}, a handle dropped in a scope ({(complete ? "completed" : "not completed")}): rows {rows}, recovered {pool.GetStatistics().Recovered}");
+        Assert.That(rows, Is.EqualTo(complete ? 2 : 0), complete ? "the dropped handle's row committed with the scope" : "both rolled back with it");
+        Assert.That(pool.GetStatistics().Recovered, Is.EqualTo(1));
+        AssertNextCallerClean(pool);
+    }
+
+    /// <summary>Opens a handle in the ambient scope, inserts a row and drops the handle; the connection's server thread.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long OpenInScopeAndDrop(KeepAlivePool pool, string kind)
+    {
+        var connection = OpenInScope(pool);
+        Insert(connection, kind);
+        return ConnectionId(connection);
+    }
+
     [Test]
     public void A_connection_given_back_inside_an_open_scope_reaches_no_other_caller_before_the_scope_ends()
     {
