@@ -26,6 +26,10 @@ public sealed partial class KeepAlivePool : IDisposable
     /// <summary>The name of the <see cref="System.Diagnostics.Metrics.Meter"/> the pools publish their instruments on.</summary>
     public const string MeterName = "NHKeepAlive";
 
+    // The lifetimes' jitter, for every pool of the process (NextRandom locks it): seeding a Random of its own from the
+    // system's generator cost a pool per tenant tens of microseconds.
+    private static readonly Random s_jitter = new();
+
     private readonly PoolSettings _settings;
     private readonly KeepAliveOptions _options;
     private readonly DriverAdapter _driver;
@@ -55,7 +59,7 @@ public sealed partial class KeepAlivePool : IDisposable
     /// <param name="options">The options; checked now and copied.</param>
     /// <exception cref="KeepAliveConfigurationException">An option or the connection string is not valid, or no driver is referenced.</exception>
     public KeepAlivePool(KeepAliveOptions options)
-        : this(PoolSettings.Create(options), new Random())
+        : this(PoolSettings.Create(options), s_jitter)
     {
     }
 
@@ -73,7 +77,6 @@ public sealed partial class KeepAlivePool : IDisposable
         _hosts = new ServerHostSet(settings.Hosts);
         _watchdog = new ValidationWatchdog(_time, AbortSocket);
         _facts = ServerFacts.Initial(_options);
-        AutoEnlist = ReadsTrue(_options.ConnectionString!, "AutoEnlist", "Auto Enlist"); // the caller's string: the pool's own says false
         _metrics = new PoolMetrics(settings.PoolName, _options.MaxPoolSize, _options.MinIdle, GetStatistics, _counters);
         _housekeeping = HousekeepingScheduler.Shared.Register(HousekeepingTurn, FirstHousekeeping);
         if (_time != TimeProvider.System)
@@ -93,7 +96,7 @@ public sealed partial class KeepAlivePool : IDisposable
     internal string PublicConnectionString => _settings.PublicConnectionString;
 
     /// <summary>Whether a handle opened inside a TransactionScope enlists in it (the connection string's AutoEnlist, true unless it says false).</summary>
-    internal bool AutoEnlist { get; }
+    internal bool AutoEnlist => _settings.AutoEnlist;
 
     /// <summary>How long a caller waits for a connection.</summary>
     internal TimeSpan ConnectionTimeout => _options.ConnectionTimeout;
@@ -279,17 +282,4 @@ public sealed partial class KeepAlivePool : IDisposable
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
-
-    /// <summary>A boolean keyword of a connection string (under any of its names), true when absent.</summary>
-    private static bool ReadsTrue(string connectionString, params string[] names)
-    {
-        var builder = new DbConnectionStringBuilder { ConnectionString = connectionString };
-        foreach (var name in names)
-        {
-            if (builder.TryGetValue(name, out var value))
-                return !string.Equals(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture), "false", StringComparison.OrdinalIgnoreCase);
-        }
-
-        return true;
-    }
 }

@@ -203,6 +203,30 @@ public class ConnectionStringPoolKeywordTests
             Assert.That(connectionString, Does.Not.Contain("Pool Size").IgnoreCase);
     }
 
+    [TestCase(MySqlDriver.MySqlData)]
+    [TestCase(MySqlDriver.MySqlConnector)]
+    public void The_string_is_read_once_into_the_server_key_the_tenant_key_and_the_enlistment(MySqlDriver driver)
+    {
+        PoolSettings For(string cs) => PoolSettings.Create(new KeepAliveOptions { ConnectionString = cs, Driver = driver });
+        var tenantA = For("Server=db1;Port=3307;User ID=app;Password=secret-pw;Database=tenant_a");
+        var tenantB = For("server=db1;port=3307;uid=app;pwd=secret-pw;Initial Catalog=tenant_b");
+        var otherUser = For("Server=db1;Port=3307;User ID=report;Password=secret-pw;Database=tenant_a");
+
+        Assert.That(tenantA.ServerKey, Is.EqualTo(tenantB.ServerKey), "the same server and user, in other spellings");
+        Assert.That(tenantA.ServerKey, Is.Not.EqualTo(otherUser.ServerKey));
+        Assert.That(tenantA.WithoutDatabase, Is.EqualTo(tenantB.WithoutDatabase), "tenants differ by their database alone");
+        foreach (var text in new[] { tenantA.ServerKey, tenantA.WithoutDatabase })
+        {
+            Assert.That(text, Does.Not.Contain("secret-pw"));
+            Assert.That(text, Does.Not.Contain("tenant_a"));
+        }
+
+        Assert.That(tenantA.AutoEnlist, Is.True, "a string that does not say enlists, as the drivers do");
+        Assert.That(For("Server=db1;User ID=app;Auto Enlist=false").AutoEnlist, Is.False);
+        Assert.That(For("Server=db1;User ID=app;AutoEnlist=False").AutoEnlist, Is.False);
+        Assert.That(For("Server=db1;User ID=app;AutoEnlist=false").ConnectionString, Does.Contain("false").IgnoreCase, "the pool's own connections never enlist");
+    }
+
     private static void AssertRemoved(PoolSettings settings, params string[] fragments)
     {
         foreach (var fragment in fragments)

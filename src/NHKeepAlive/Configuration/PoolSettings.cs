@@ -39,31 +39,21 @@ internal sealed class PoolSettings
         Password = prepared.Password;
         PoolName = poolName;
         Hosts = prepared.Hosts;
+        ServerKey = prepared.ServerKey;
+        WithoutDatabase = prepared.WithoutDatabase;
+        AutoEnlist = prepared.AutoEnlist;
         LoggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
     }
 
     /// <summary>The server and user this pool connects as (no password, no database): what the process learns once per server (see <see cref="KeepAlivePool"/>'s wait_timeout).</summary>
-    public string ServerKey => _serverKey ??= MakeServerKey(PublicConnectionString);
+    public string ServerKey { get; }
 
-    private string? _serverKey;
+    /// <summary><see cref="PublicConnectionString"/> without its database: what the pools of a set share what their sessions learned under.</summary>
+    public string WithoutDatabase { get; }
 
-    private static string MakeServerKey(string publicConnectionString)
-    {
-        var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = publicConnectionString };
-        string Get(params string[] names)
-        {
-            foreach (var name in names)
-            {
-                if (builder.TryGetValue(name, out var value))
-                    return System.Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty;
-            }
-
-            return string.Empty;
-        }
-
-        return $"{Get("server", "host", "data source", "datasource", "address", "addr", "network address")}|{Get("port")}|{Get("user id", "userid", "uid", "user", "username", "user name")}";
-    }
+    /// <summary>Whether a handle opened inside a TransactionScope enlists in it (the caller's AutoEnlist, true unless it says false).</summary>
+    public bool AutoEnlist { get; }
 
     /// <summary>The validated copy of the options.</summary>
     public KeepAliveOptions Options { get; }

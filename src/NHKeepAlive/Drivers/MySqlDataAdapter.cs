@@ -85,6 +85,8 @@ internal sealed class MySqlDataAdapter : ReflectionDriverAdapter
             watch.Saw(sql);
     }
 
+    protected override bool ChecksConnectionStringOnConnection => true;
+
     protected override void Complete(DbConnectionStringBuilder builder)
     {
         if (_interceptor is not { } interceptor)

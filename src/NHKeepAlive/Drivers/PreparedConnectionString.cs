@@ -36,4 +36,13 @@ internal sealed class PreparedConnectionString
 
     /// <summary>Server, port and database: the pool's name unless the user gives one.</summary>
     public string DefaultPoolName { get; }
+
+    /// <summary>The server and user connected as (no password, no database), under which the process shares what it learned of a server (its wait_timeout).</summary>
+    public string ServerKey { get; init; } = string.Empty;
+
+    /// <summary><see cref="WithoutPassword"/> without the database either: what the pools of a set (a pool per tenant database) have in common.</summary>
+    public string WithoutDatabase { get; init; } = string.Empty;
+
+    /// <summary>Whether the caller's string lets a connection enlist in the ambient TransactionScope (its <c>AutoEnlist</c>, true unless it says false); the pool's own string says false.</summary>
+    public bool AutoEnlist { get; init; } = true;
 }

@@ -47,10 +47,15 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         var builder = _factory.CreateConnectionStringBuilder()
             ?? throw new NotSupportedException($"{Name} offers no connection string builder.");
         System.Collections.Generic.List<(KeepAliveOption Option, string Keyword, string Value)> poolKeywords;
+        bool autoEnlist;
         try
         {
             builder.ConnectionString = connectionString;
             poolKeywords = TakePoolKeywords(builder, connectionString);
+
+            // The caller's AutoEnlist (the driver's default, true, when the string does not say), before the pool's own says false.
+            // (The driver's indexer knows every alias, and answers its default for a key the string left out.)
+            autoEnlist = !string.Equals(Convert.ToString(builder["AutoEnlist"], System.Globalization.CultureInfo.InvariantCulture), "false", StringComparison.OrdinalIgnoreCase);
             builder["Pooling"] = false;
 
             // The pool enlists handles in system transactions itself (KeepAliveConnection); the driver must never
@@ -60,7 +65,10 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
             Complete(builder);
 
             // Some options are refused only when a connection takes the string (MySql.Data's Pipe= on Linux).
-            using var probe = CreateConnection(builder.ConnectionString);
+            if (ChecksConnectionStringOnConnection)
+            {
+                using var probe = CreateConnection(builder.ConnectionString);
+            }
         }
 #pragma warning disable CA1031 // Whatever the driver throws for a bad string becomes one clear configuration error.
         catch (Exception e)
@@ -79,10 +87,25 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         var withPassword = builder.ConnectionString;
         var hosts = SplitHosts(builder, server, port);
         var secret = Get(builder, "Password");
+        var serverKey = $"{server}|{port}|{Get(builder, "User ID")}";
         builder.Remove("Password");
+        var withoutPassword = builder.ConnectionString;
+        builder.Remove("Database");
         var name = hosts.Count == 1 ? $"{hosts[0].Name}/{database}" : $"{string.Join(",", hosts.Select(h => h.Name))}/{database}";
-        return new PreparedConnectionString(withPassword, builder.ConnectionString, secret, name, hosts, poolKeywords);
+        return new PreparedConnectionString(withPassword, withoutPassword, secret, name, hosts, poolKeywords)
+        {
+            ServerKey = serverKey,
+            WithoutDatabase = builder.ConnectionString,
+            AutoEnlist = autoEnlist,
+        };
     }
+
+    /// <summary>
+    /// Whether the driver refuses some options only when a connection takes the string, not in its builder, so that a
+    /// pool's string is tried on a connection when the pool is built (MySql.Data: <c>Pipe=</c> on Linux). A pool per
+    /// tenant is built often: a driver whose builder checks everything is spared the connection.
+    /// </summary>
+    protected virtual bool ChecksConnectionStringOnConnection => false;
 
     public override string WithDatabase(string connectionString, string database)
     {

@@ -16,6 +16,7 @@ namespace NHKeepAlive.Drivers;
 internal static class SocketAborter
 {
     private const int MaxDepth = 6;
+    private const int MaxVisits = 512;
     // Names of the types that transform the bytes on the socket (compression), upper case.
     private static readonly string[] s_transformingTypes = ["COMPRESS", "ZSTANDARD", "ZLIB", "DEFLATE", "GZIP", "BROTLI"];
 
@@ -61,8 +62,7 @@ internal static class SocketAborter
         Walk(root, value =>
         {
             socket ??= value as Socket;
-            var name = value.GetType().Name.ToUpperInvariant();
-            if (value is AuthenticatedStream || Array.Exists(s_transformingTypes, name.Contains))
+            if (value is AuthenticatedStream || Transforms(value.GetType()))
                 plain = false;
             return plain || socket is null;
         });
@@ -73,14 +73,18 @@ internal static class SocketAborter
     private static void Walk(object root, Func<object, bool> visit)
     {
         var driverAssembly = root.GetType().Assembly;
-        var seen = new HashSet<object>(ReferenceComparer.Instance);
+
+        // Identity by a scan of the few objects seen (a dozen or two per connection), not a hash set: an identity hash
+        // of an object the driver has locked (its socket, its streams) inflates a sync block, at every open.
+        var seen = new List<object>();
         var queue = new Queue<(object Value, int Depth)>();
         queue.Enqueue((root, 0));
-        while (queue.Count > 0)
+        while (queue.Count > 0 && seen.Count < MaxVisits)
         {
             var (value, depth) = queue.Dequeue();
-            if (!seen.Add(value))
+            if (Contains(seen, value))
                 continue;
+            seen.Add(value);
             if (!visit(value))
                 return;
             if (depth >= MaxDepth || value is Socket)
@@ -95,6 +99,26 @@ internal static class SocketAborter
             }
         }
     }
+
+    private static bool Contains(List<object> seen, object value)
+    {
+        foreach (var item in seen)
+        {
+            if (ReferenceEquals(item, value))
+                return true;
+        }
+
+        return false;
+    }
+
+    // Type -> whether its name says it transforms the bytes (compression): asked of the same few types at every open.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, bool> s_transforms = new();
+
+    private static bool Transforms(Type type) => s_transforms.GetOrAdd(type, static t =>
+    {
+        var name = t.Name.ToUpperInvariant();
+        return Array.Exists(s_transformingTypes, name.Contains);
+    });
 
     // Type -> the fields of it and its base types that may hold an object worth walking into: a walk at every open
     // asks the same few types again and again.

@@ -14,13 +14,22 @@ internal static class PoolLifetime
 {
     private static readonly object s_lock = new();
     private static readonly List<WeakReference<KeepAlivePool>> s_pools = [];
+    private const int MinSweepAt = 64;
+    private static int s_sweepAt = MinSweepAt;
     private static bool s_hooked;
 
     public static void Register(KeepAlivePool pool)
     {
         lock (s_lock)
         {
-            s_pools.RemoveAll(w => !w.TryGetTarget(out _));
+            // Pools collected without a Dispose leave dead references: swept when the list has doubled since the last
+            // sweep, not at every registration (a pool per tenant registers by the thousand).
+            if (s_pools.Count >= s_sweepAt)
+            {
+                s_pools.RemoveAll(w => !w.TryGetTarget(out _));
+                s_sweepAt = Math.Max(MinSweepAt, s_pools.Count * 2);
+            }
+
             s_pools.Add(new WeakReference<KeepAlivePool>(pool));
             if (s_hooked)
                 return;

@@ -193,7 +193,7 @@ public sealed partial class KeepAlivePool
     private SessionLearned? _session;
 
     /// <summary>The key under which pools of a set share what a session setup learned: the driver and the connection string without its database (a tenant's pool differs from the others by its database alone).</summary>
-    private string SessionKey => _sessionKey ??= $"{_driver.Name}|{SharedServerFacts.WithoutDatabase(_settings.PublicConnectionString)}";
+    private string SessionKey => _sessionKey ??= $"{_driver.Name}|{_settings.WithoutDatabase}";
 
     private string? _sessionKey;
 

@@ -40,13 +40,4 @@ internal static class SharedServerFacts
         s_waitTimeouts.Clear();
         s_sessions.Clear();
     }
-
-    /// <summary><paramref name="connectionString"/> without its database (<c>Database</c> or any alias), the rest as it is.</summary>
-    public static string WithoutDatabase(string connectionString)
-    {
-        var builder = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
-        foreach (var alias in new[] { "database", "initial catalog", "db" })
-            builder.Remove(alias);
-        return builder.ConnectionString;
-    }
 }

@@ -1,9 +1,9 @@
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
 
-namespace NHKeepAlive;
+namespace NHKeepAlive.Tests.Infrastructure;
 
-/// <summary>Compares by identity: the pool tracks connection objects, whatever their Equals says.</summary>
+/// <summary>Compares by identity: a test tracks connection objects, whatever their Equals says.</summary>
 internal sealed class ReferenceComparer : IEqualityComparer<object>
 {
     public static readonly ReferenceComparer Instance = new();
