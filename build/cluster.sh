@@ -151,6 +151,7 @@ write_cnf() {
 [mariadbd]
 user=mysql
 datadir=$dir/data
+tmpdir=$dir/tmp
 socket=$dir/mysqld.sock
 pid-file=$dir/mysqld.pid
 log-error=$dir/error.log
@@ -440,7 +441,7 @@ case "$cmd" in
     # A start that fails half-way stops whatever it started (the logs stay in $STATE).
     trap 'log "start failed: stopping what it started (logs in $STATE)"; stop_all' EXIT
     for n in 1 2 3; do
-      mkdir -p "$(node_dir "$n")/data"
+      mkdir -p "$(node_dir "$n")/data" "$(node_dir "$n")/tmp" # a tmpdir of its own: see build/mariadb.sh's launch
       write_cnf "$n"
       chown -R mysql:mysql "$(node_dir "$n")"
     done

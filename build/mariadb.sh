@@ -87,8 +87,11 @@ launch() {
   local port=$1
   local tls=()
   mapfile -t tls < <(tls_options)
-  # --no-defaults: nothing from /etc/mysql leaks in. utf8mb4 so both drivers read every column.
-  "$(mariadbd_bin)" --no-defaults --user=root --datadir="$DATA" --port="$port" \
+  # --no-defaults: nothing from /etc/mysql leaks in. utf8mb4 so both drivers read every column. A temp folder of its
+  # own: a server that starts deletes every #sql* file in its tmpdir, and another throwaway server (the test legs run
+  # side by side) may be using one there at that moment.
+  mkdir -p "$STATE/tmp"
+  "$(mariadbd_bin)" --no-defaults --user=root --datadir="$DATA" --tmpdir="$STATE/tmp" --port="$port" \
     --bind-address=127.0.0.1 --socket="$SOCK" --pid-file="$PIDF" --log-error="$LOG" \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
     --skip-name-resolve --max-connections=300 --innodb-buffer-pool-size=64M \

@@ -224,7 +224,7 @@ public class ConnectionStringPoolKeywordTests
         Assert.That(tenantA.AutoEnlist, Is.True, "a string that does not say enlists, as the drivers do");
         Assert.That(For("Server=db1;User ID=app;Auto Enlist=false").AutoEnlist, Is.False);
         Assert.That(For("Server=db1;User ID=app;AutoEnlist=False").AutoEnlist, Is.False);
-        Assert.That(For("Server=db1;User ID=app;AutoEnlist=false").ConnectionString, Does.Contain("false").IgnoreCase, "the pool's own connections never enlist");
+        Assert.That(tenantA.ConnectionString, Does.Match("(?i)auto ?enlist=false"), "the pool's own connections never enlist, whatever the caller's string says");
     }
 
     private static void AssertRemoved(PoolSettings settings, params string[] fragments)

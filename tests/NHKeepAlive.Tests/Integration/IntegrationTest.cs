@@ -149,6 +149,9 @@ public abstract class IntegrationTest(MySqlDriver driver)
     /// <summary>Waits out a real span of time: the behaviour under test is a server or pool timeout measured in wall-clock time.</summary>
     protected static void Elapse(TimeSpan span) => Thread.Sleep(span);
 
+    /// <summary>Whether the tests run on Mono (net48 there), whose System.Transactions differs from .NET's.</summary>
+    protected static bool UnderMono => Type.GetType("Mono.Runtime") is not null;
+
     /// <summary>Waits, boundedly, until <paramref name="condition"/> holds on the server.</summary>
     protected static void Eventually(Func<bool> condition, TimeSpan limit, string what)
     {

@@ -87,7 +87,7 @@ public class StartAgainTests(MySqlDriver driver) : IntegrationTest(driver)
     [Test]
     public void A_connection_opened_inside_a_TransactionScope_on_a_connection_killed_after_its_return_enlists_again_on_a_live_one()
     {
-        if (Driver == MySqlDriver.MySqlData && Type.GetType("Mono.Runtime") is not null)
+        if (Driver == MySqlDriver.MySqlData && UnderMono)
             Assert.Ignore("Mono's System.Transactions keeps MySql.Data's failed promoter (see MySqlDataAdapter.EnlistsAgainAfterFailure): the error surfaces there, and the scope's Dispose throws inside MySql.Data");
         var pool = CreateStartAgainPool();
         CreateTable();

@@ -74,7 +74,7 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
         // (NullReferenceException inside it, "Commit has already been called for this transaction", in some runs
         // and not others), and leaves the ambient transaction on the thread, which then enlists the next test's
         // own connections. The synchronous scopes run under Mono.
-        if (Type.GetType("Mono.Runtime") is not null)
+        if (UnderMono)
             Assert.Ignore("Mono's System.Transactions fails async-flow scopes (NullReferenceException, \"Commit has already been called\") and leaves the ambient transaction on the thread");
         var pool = CreatePool(o => o.MaxPoolSize = 1);
         var errors = new List<Exception>();
@@ -136,7 +136,7 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
                 // timer (about half a second), so wait for the abort itself, boundedly (Mono's never comes).
                 var transaction = Transaction.Current!;
                 var waited = System.Diagnostics.Stopwatch.StartNew();
-                var limit = TimeSpan.FromSeconds(Type.GetType("Mono.Runtime") is null ? 10 : 1);
+                var limit = TimeSpan.FromSeconds(UnderMono ? 1 : 10);
                 while (transaction.TransactionInformation.Status == TransactionStatus.Active && waited.Elapsed < limit)
                     Elapse(TimeSpan.FromMilliseconds(20));
             }
@@ -148,7 +148,7 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
             error = e;
         }
 
-        if (error is null && Type.GetType("Mono.Runtime") is not null)
+        if (error is null && UnderMono)
         {
             // Mono's System.Transactions never aborts a scope on its timeout: the scope completes and commits.
             TestContext.Progress.WriteLine($"{Driver}, scope timed out under Mono: no error; rows {Admin.Count("SELECT COUNT(*) FROM txscope")}");
@@ -264,7 +264,7 @@ public class TransactionScopeTests(MySqlDriver driver) : IntegrationTest(driver)
     [TestCase(false)]
     public void A_handle_dropped_inside_a_scope_leaves_its_work_to_the_scope_and_its_connection_to_the_next_open_in_it(bool complete)
     {
-        if (Type.GetType("Mono.Runtime") is not null)
+        if (UnderMono)
             Assert.Ignore("Mono's conservative GC scans the stack: a handle dropped on this thread is not always collected (3 of 4 runs kept it), so nothing is recovered to test");
         var pool = CreatePool(o =>
         {
