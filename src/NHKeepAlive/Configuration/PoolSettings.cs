@@ -49,7 +49,7 @@ internal sealed class PoolSettings
     /// <summary>The server and user this pool connects as (no password, no database): what the process learns once per server (see <see cref="KeepAlivePool"/>'s wait_timeout).</summary>
     public string ServerKey { get; }
 
-    /// <summary><see cref="PublicConnectionString"/> without its database: what the pools of a set share what their sessions learned under.</summary>
+    /// <summary><see cref="PublicConnectionString"/> without its database: the key under which the pools of a set share what their sessions learned.</summary>
     public string WithoutDatabase { get; }
 
     /// <summary>Whether a handle opened inside a TransactionScope enlists in it (the caller's AutoEnlist, true unless it says false).</summary>

@@ -5,11 +5,14 @@ namespace NHKeepAlive.Drivers;
 /// <summary>A connection string as the pool uses it: with the driver's pooling off, with and without its password.</summary>
 internal sealed class PreparedConnectionString
 {
-    public PreparedConnectionString(string withPassword, string withoutPassword, string? password, string defaultPoolName, IReadOnlyList<(string Name, string ConnectionString)>? hosts = null, IReadOnlyList<(KeepAliveOption Option, string Keyword, string Value)>? poolKeywords = null)
+    public PreparedConnectionString(string withPassword, string withoutPassword, string withoutDatabase, string serverKey, bool autoEnlist, string? password, string defaultPoolName, IReadOnlyList<(string Name, string ConnectionString)>? hosts = null, IReadOnlyList<(KeepAliveOption Option, string Keyword, string Value)>? poolKeywords = null)
     {
         PoolKeywords = poolKeywords ?? [];
         WithPassword = withPassword;
         WithoutPassword = withoutPassword;
+        WithoutDatabase = withoutDatabase;
+        ServerKey = serverKey;
+        AutoEnlist = autoEnlist;
         Password = password;
         DefaultPoolName = defaultPoolName;
         Hosts = hosts ?? [(defaultPoolName, withPassword)];
@@ -38,11 +41,11 @@ internal sealed class PreparedConnectionString
     public string DefaultPoolName { get; }
 
     /// <summary>The server and user connected as (no password, no database), under which the process shares what it learned of a server (its wait_timeout).</summary>
-    public string ServerKey { get; init; } = string.Empty;
+    public string ServerKey { get; }
 
     /// <summary><see cref="WithoutPassword"/> without the database either: what the pools of a set (a pool per tenant database) have in common.</summary>
-    public string WithoutDatabase { get; init; } = string.Empty;
+    public string WithoutDatabase { get; }
 
     /// <summary>Whether the caller's string lets a connection enlist in the ambient TransactionScope (its <c>AutoEnlist</c>, true unless it says false); the pool's own string says false.</summary>
-    public bool AutoEnlist { get; init; } = true;
+    public bool AutoEnlist { get; }
 }

@@ -92,12 +92,7 @@ internal abstract class ReflectionDriverAdapter : DriverAdapter
         var withoutPassword = builder.ConnectionString;
         builder.Remove("Database");
         var name = hosts.Count == 1 ? $"{hosts[0].Name}/{database}" : $"{string.Join(",", hosts.Select(h => h.Name))}/{database}";
-        return new PreparedConnectionString(withPassword, withoutPassword, secret, name, hosts, poolKeywords)
-        {
-            ServerKey = serverKey,
-            WithoutDatabase = builder.ConnectionString,
-            AutoEnlist = autoEnlist,
-        };
+        return new PreparedConnectionString(withPassword, withoutPassword, builder.ConnectionString, serverKey, autoEnlist, secret, name, hosts, poolKeywords);
     }
 
     /// <summary>

@@ -84,7 +84,7 @@ internal sealed class FakePoolFixture : IDisposable
         Driver.SetupGet(d => d.KnowsTransactionState).Returns(true);
         Driver.SetupGet(d => d.KeepsStatusFlags).Returns(false);
         Driver.SetupGet(d => d.CanResetSession).Returns(true);
-        Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(new PreparedConnectionString("Server=fake;Password=secret", "Server=fake", "secret", "fake") { ServerKey = "fake|3306|", WithoutDatabase = "Server=fake" });
+        Driver.Setup(d => d.PrepareConnectionString(It.IsAny<string>())).Returns(new PreparedConnectionString("Server=fake;Password=secret", "Server=fake", "Server=fake", "fake|3306|", autoEnlist: true, "secret", "fake"));
         // Not plain: a fake connection's socket is no MySQL server.
         Driver.Setup(d => d.FindSocket(It.IsAny<DbConnection>())).Returns((DbConnection c) => SocketOf?.Invoke(c) ?? (Sockets.TryGetValue(c, out var socket) ? socket : null, false));
         Driver.Setup(d => d.CreateConnection(It.IsAny<string>())).Returns(() =>
